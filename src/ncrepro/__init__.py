@@ -1,0 +1,1 @@
+"""ncrepro: reproduce neural-collapse papers."""
