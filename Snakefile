@@ -1,0 +1,27 @@
+# ncrepro: regenerate the figures and tables of five neural-collapse papers.
+# Quick preset by default; see README.md for presets, single targets and clusters.
+from snakemake.utils import min_version
+
+min_version("9.20")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/render.smk"
+
+
+localrules:
+    all,
+    aggregate,
+    figure,
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,5 @@
+import sys
+
+from ncrepro.cli import main
+
+sys.exit(main())

@@ -1,0 +1,193 @@
+"""Command line: one subcommand per pipeline stage (the Snakemake rules call these).
+
+User mistakes (bad config, missing dataset, corrupt checkpoint) print one clear
+`error:` line and exit with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def _json(text: str):
+    return json.loads(text)
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def cmd_prepare_data(args) -> None:
+    from ncrepro.data import prepare
+
+    manifest = prepare(args.source, args.params, args.root, args.download, Path(args.out))
+    _log(f"prepared {args.source} -> {args.out}: {json.dumps(manifest['splits'])[:300]}")
+
+
+def cmd_train(args) -> None:
+    from ncrepro.train import run_training
+
+    run_training(
+        args.spec,
+        args.run,
+        Path(args.data),
+        Path(args.out),
+        Path(args.scratch),
+        device=args.device,
+        threads=args.threads,
+        code_version=args.code_version,
+        log=_log,
+    )
+
+
+def cmd_features(args) -> None:
+    from ncrepro.features import extract_run
+
+    extract_run(
+        Path(args.run_dir), Path(args.data), Path(args.out), device=args.device,
+        threads=args.threads, log=_log,
+    )
+
+
+def cmd_metrics(args) -> None:
+    from ncrepro.evaluate import evaluate_run
+
+    frame = evaluate_run(
+        Path(args.features), Path(args.run_dir), Path(args.out),
+        kmeans_n_init=args.kmeans_n_init, code_version=args.code_version,
+    )
+    _log(f"metrics of {args.run_dir}: {len(frame)} rows -> {args.out}")
+
+
+def cmd_aggregate(args) -> None:
+    import pandas as pd
+
+    from ncrepro.aggregate import aggregate_study
+    from ncrepro.provenance import atomic_path
+
+    sheet = pd.DataFrame(args.sheet)
+    table = aggregate_study(args.study, sheet, [Path(p) for p in args.metrics], Path(args.runs_dir))
+    table["code_version"] = args.code_version
+    tmp = atomic_path(Path(args.out))
+    table.to_parquet(tmp, index=False)
+    tmp.replace(args.out)
+    _log(f"{args.study}: {len(table)} rows from {table['run'].nunique()} runs -> {args.out}")
+
+
+def cmd_figure(args) -> None:
+    import importlib
+
+    import pandas as pd
+
+    from ncrepro.figures import save_figure, write_provenance
+
+    module = importlib.import_module(f"ncrepro.figures.{args.study}")
+    table = pd.read_parquet(args.table)
+    fig, rows, caption = module.FIGURES[args.fig](table, args.config)
+    out = Path(args.out)
+    save_figure(fig, out)
+    write_provenance(out, table_path=Path(args.table), rows=rows, runs_dir=Path(args.runs_dir),
+                     caption=caption)
+    _log(f"{args.study} {args.fig}: {len(rows)} rows -> {out} (+ .png, .provenance.json)")
+
+
+def cmd_check_config(args) -> None:
+    from ncrepro.config import load_config, validate_config
+
+    validate_config(load_config(*args.files))
+    print("configuration is valid")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ncrepro", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare-data", help="load a dataset and write train/test npz + manifest")
+    p.add_argument("--source", required=True)
+    p.add_argument("--params", type=_json, default={})
+    p.add_argument("--root", required=True)
+    p.add_argument("--download", type=lambda s: s.lower() in ("1", "true", "yes"), default=False)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_prepare_data)
+
+    p = sub.add_parser("train", help="train one run")
+    p.add_argument("--spec", type=_json, required=True)
+    p.add_argument("--run", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--scratch", required=True)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--code-version", default="unknown")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("features", help="penultimate features of every checkpoint of a run")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("metrics", help="NC metrics of every checkpoint of a run")
+    p.add_argument("--features", required=True)
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--kmeans-n-init", type=int, default=4)
+    p.add_argument("--code-version", default="unknown")
+    p.set_defaults(func=cmd_metrics)
+
+    p = sub.add_parser("aggregate", help="one tidy Parquet table per study")
+    p.add_argument("--study", required=True)
+    p.add_argument("--sheet", type=_json, required=True)
+    p.add_argument("--metrics", nargs="+", required=True)
+    p.add_argument("--runs-dir", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--code-version", default="unknown")
+    p.set_defaults(func=cmd_aggregate)
+
+    p = sub.add_parser("figure", help="render one figure (PDF + PNG + provenance)")
+    p.add_argument("--study", required=True)
+    p.add_argument("--fig", required=True)
+    p.add_argument("--table", required=True)
+    p.add_argument("--config", type=_json, required=True)
+    p.add_argument("--runs-dir", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_figure)
+
+    p = sub.add_parser("check-config", help="validate config files (merged in order)")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=cmd_check_config)
+    return parser
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    from ncrepro.config import ConfigError
+    from ncrepro.train.loop import CheckpointError
+
+    errors: list[type[BaseException]] = [ConfigError, CheckpointError, FileNotFoundError]
+    try:
+        from ncrepro.data import DatasetMissingError
+
+        errors.append(DatasetMissingError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except user_errors() as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Figure rendering helpers shared by every study: style, saving, provenance."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from ncrepro.provenance import atomic_path, atomic_write_json, sha256_file  # noqa: E402
+
+PALETTE = {
+    "train_variance": "#6a3d9a",  # purple, as in the paper
+    "strong_test_variance": "#111111",  # black
+    "weak_test_variance": "#e08214",
+}
+ROW_KEYS = ["experiment", "run", "seed", "step", "split", "metric", "value"]
+LABELS = {
+    "train_variance": "TrainVariance",
+    "strong_test_variance": "StrongTestVariance",
+    "weak_test_variance": "WeakTestVariance",
+}
+
+
+def set_style() -> None:
+    sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
+    plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 150, "axes.titlesize": 10})
+
+
+def add_caption(fig, caption: str, width_chars: int = 110) -> None:
+    """Caption under the axes, wrapped; the figure grows to make room."""
+    import textwrap
+
+    lines = textwrap.wrap(caption, width_chars)
+    height = fig.get_size_inches()[1]
+    extra = 0.17 * len(lines) + 0.15
+    fig.set_size_inches(fig.get_size_inches()[0], height + extra)
+    fig.subplots_adjust(bottom=(extra + 0.45) / (height + extra))
+    fig.text(0.01, 0.01, "\n".join(lines), ha="left", va="bottom", fontsize=7.5, wrap=True)
+
+
+def save_figure(fig, pdf_path: Path) -> Path:
+    """Write PDF and PNG (same stem) atomically; return the PNG path."""
+    pdf_path = Path(pdf_path)
+    png_path = pdf_path.with_suffix(".png")
+    for path in (pdf_path, png_path):
+        tmp = atomic_path(path)
+        fig.savefig(tmp, format=path.suffix[1:], bbox_inches="tight")
+        os.replace(tmp, path)
+    plt.close(fig)
+    return png_path
+
+
+def write_provenance(
+    out_path: Path,
+    *,
+    table_path: Path,
+    rows: pd.DataFrame,
+    runs_dir: Path,
+    caption: str,
+    extra_inputs: list[Path] = (),
+) -> None:
+    """`<figure>.provenance.json`: the rows used, their runs, sha256 of every input."""
+    runs = sorted(rows["run"].unique()) if "run" in rows else []
+    run_entries = []
+    for run in runs:
+        run_json = runs_dir / run / "run.json"
+        record = json.loads(run_json.read_text())
+        run_entries.append(
+            {
+                "run": run,
+                "run_json": str(run_json),
+                "run_json_sha256": sha256_file(run_json),
+                "status": record["status"],
+                "checkpoints": record["checkpoints"],
+            }
+        )
+    inputs = [table_path, *extra_inputs]
+    atomic_write_json(
+        Path(out_path).with_suffix(".provenance.json"),
+        {
+            "output": str(out_path),
+            "caption": caption,
+            "inputs": [{"path": str(p), "sha256": sha256_file(p)} for p in inputs],
+            "rows": {
+                "count": int(len(rows)),
+                "runs": runs,
+                "metrics": sorted(rows["metric"].unique()) if "metric" in rows else [],
+                "values": rows[[c for c in ROW_KEYS if c in rows]].to_dict("records"),
+            },
+            "runs": run_entries,
+        },
+    )

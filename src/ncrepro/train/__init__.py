@@ -1,0 +1,105 @@
+"""Training stage: one run = one spec (see ncrepro.runsheet) -> run.json, log, checkpoints."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from ncrepro.train.loop import (
+    CheckpointError,
+    Interrupted,
+    TrainResult,
+    load_checkpoint,
+    resolve_device,
+    train,
+    write_run_record,
+)
+
+__all__ = [
+    "CheckpointError",
+    "Interrupted",
+    "TrainResult",
+    "build_for_spec",
+    "load_checkpoint",
+    "resolve_device",
+    "run_training",
+]
+
+
+def build_for_spec(spec: dict, num_classes: int, image_shape: tuple[int, int, int]):
+    """The model a spec describes, initialised from the spec's seed."""
+    from ncrepro.models import build_model
+
+    torch.manual_seed(spec["seed"])
+    return build_model(
+        spec["arch"],
+        num_classes=num_classes,
+        in_channels=image_shape[0],
+        image_size=image_shape[1],
+        width=spec["width"],
+        **spec.get("arch_params", {}),
+    )
+
+
+def run_training(
+    spec: dict,
+    run: str,
+    data_dir: Path,
+    run_dir: Path,
+    scratch_dir: Path,
+    *,
+    device: str = "auto",
+    threads: int | None = None,
+    code_version: str = "unknown",
+    interrupt_at: int | None = None,
+    log=print,
+) -> dict:
+    """Train one run; write run_dir/{run.json, train_log.parquet, ckpt/step*.pt}."""
+    from ncrepro.data import load_prepared
+
+    if threads:
+        torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    dev = resolve_device(device)
+    t0 = time.perf_counter()
+    train_split = load_prepared(data_dir, "train")
+    manifest = json.loads((data_dir / "manifest.json").read_text())
+    num_classes = len(train_split.class_names)
+    model = build_for_spec(spec, num_classes, tuple(train_split.images.shape[1:]))
+    n_params = sum(p.numel() for p in model.parameters())
+    log(
+        f"run {run}: {spec['arch']} (width {spec['width']}, {n_params:,} parameters) on "
+        f"{spec['dataset']['key']} ({len(train_split.labels)} train images, {num_classes} classes), "
+        f"device {dev}, {torch.get_num_threads()} threads"
+    )
+    result = train(
+        spec,
+        run,
+        model,
+        train_split.images,
+        train_split.labels,
+        run_dir / "ckpt",
+        scratch_dir,
+        device=dev,
+        log=log,
+        interrupt_at=interrupt_at,
+    )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    result.log.to_parquet(run_dir / "train_log.parquet", index=False)
+    record = write_run_record(
+        run_dir / "run.json",
+        spec=spec,
+        run=run,
+        result=result,
+        ckpt_dir=run_dir / "ckpt",
+        device=dev,
+        wall_time_s=time.perf_counter() - t0,
+        code_version=code_version,
+        data_manifest=manifest,
+        n_params=n_params,
+    )
+    log(f"run {run}: {result.status} at step {result.final_step} in {record['wall_time_s']:.1f} s")
+    return record

@@ -1,0 +1,87 @@
+"""Datasets held on the device as uint8 tensors; batches, normalization and
+augmentation run there too (no per-sample Python in the hot loop)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Normalizer:
+    """Standardization fitted on the train split and applied to every split.
+
+    kind: "pixel" (per-pixel mean/std over the train set), "channel" (per-channel),
+    or "none" (scale to [0, 1] only).
+    """
+
+    kind: str
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    @classmethod
+    def fit(cls, images: np.ndarray, kind: str) -> Normalizer:
+        x = images.astype(np.float64) / 255.0
+        if kind == "pixel":
+            mean, std = x.mean(axis=0), x.std(axis=0)
+        elif kind == "channel":
+            mean = x.mean(axis=(0, 2, 3))[:, None, None]
+            std = x.std(axis=(0, 2, 3))[:, None, None]
+        elif kind == "none":
+            mean, std = np.zeros((1, 1, 1)), np.ones((1, 1, 1))
+        else:
+            raise ValueError(f"unknown normalization {kind!r}")
+        std = np.where(std < 1e-8, 1.0, std)  # constant pixels (e.g. digit borders)
+        return cls(kind, torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32))
+
+    def to(self, device) -> Normalizer:
+        return Normalizer(self.kind, self.mean.to(device), self.std.to(device))
+
+    def __call__(self, batch_uint8: torch.Tensor) -> torch.Tensor:
+        return (batch_uint8.float() / 255.0 - self.mean) / self.std
+
+
+class DeviceDataset:
+    """uint8 images (N×C×H×W) and int64 labels, resident on `device`."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, device):
+        self.images = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+        self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(device)
+        self.device = torch.device(device)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def batch_indices(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
+    """Indices of the batch at global `step` (0-based).
+
+    Each epoch is a fresh permutation seeded by (seed, epoch), and the last partial
+    batch is dropped, so the batch sequence is a pure function of (seed, step):
+    resuming at any step replays exactly the same data order.
+    """
+    batch_size = min(batch_size, n)
+    per_epoch = n // batch_size
+    epoch, offset = divmod(step, per_epoch)
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    perm = torch.randperm(n, generator=gen)
+    return perm[offset * batch_size : (offset + 1) * batch_size]
+
+
+def crop_flip(batch: torch.Tensor, step: int, seed: int, pad: int = 4) -> torch.Tensor:
+    """Random crop (zero padding `pad`) and horizontal flip, seeded by (seed, step)."""
+    n, _, h, w = batch.shape
+    gen = torch.Generator().manual_seed(seed * 7_919 + step + 1)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(batch.device)
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(batch.device)
+    flip = (torch.rand(n, generator=gen) < 0.5).to(batch.device)
+    padded = torch.nn.functional.pad(batch, (pad, pad, pad, pad))
+    rows = (torch.arange(h, device=batch.device)[None, :] + dy[:, None])[:, None, :, None]
+    cols = torch.arange(w, device=batch.device)[None, :].expand(n, w)
+    cols = torch.where(flip[:, None], cols.flip(1), cols) + dx[:, None]
+    cols = cols[:, None, None, :]
+    idx_n = torch.arange(n, device=batch.device)[:, None, None, None]
+    idx_c = torch.arange(batch.shape[1], device=batch.device)[None, :, None, None]
+    return padded[idx_n, idx_c, rows, cols]

@@ -1,0 +1,308 @@
+"""Iteration-based SGD training with a checkpoint schedule, resume and divergence handling.
+
+Everything random is a pure function of (seed, step): model init uses the seed,
+the batch order and augmentation are seeded per step (see device_data), and the
+LR is a function of the step. A run resumed from its last saved state therefore
+continues exactly as an uninterrupted run would (bit-identical on CPU).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ncrepro.provenance import (
+    atomic_path,
+    atomic_write_json,
+    git_state,
+    package_versions,
+    sha256_file,
+    slurm_state,
+)
+from ncrepro.train.device_data import DeviceDataset, Normalizer, batch_indices, crop_flip
+
+CKPT_FORMAT = "ncrepro-checkpoint-1"
+RESUME_FORMAT = "ncrepro-resume-1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is corrupt or belongs to another run/architecture."""
+
+
+class Interrupted(Exception):
+    """Raised after the resume state was saved on SIGTERM (or a simulated kill)."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but no CUDA device is available")
+    return torch.device(name)
+
+
+def lr_at(step: int, base_lr: float, total: int, schedule: str) -> float:
+    """LR for the update that takes the model from `step` to `step + 1`."""
+    if schedule == "constant":
+        return base_lr
+    if schedule == "cosine":
+        return 0.5 * base_lr * (1.0 + math.cos(math.pi * step / total))
+    raise ValueError(f"unknown lr schedule {schedule!r}")
+
+
+def save_checkpoint(path: Path, model: torch.nn.Module, run: str, arch: str, step: int) -> None:
+    tmp = atomic_path(path)
+    payload = {"format": CKPT_FORMAT, "run": run, "arch": arch, "step": step}
+    torch.save({**payload, "model": model.state_dict()}, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path, *, run: str | None = None, arch: str | None = None) -> dict:
+    """Load a checkpoint safely (weights_only) and check it belongs to `run`/`arch`."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt files
+        raise CheckpointError(f"checkpoint {path} is unreadable or corrupt ({exc})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
+        raise CheckpointError(f"{path} is not an ncrepro checkpoint")
+    if run is not None and ckpt["run"] != run:
+        raise CheckpointError(f"checkpoint {path} belongs to run {ckpt['run']}, not {run}")
+    if arch is not None and ckpt["arch"] != arch:
+        raise CheckpointError(f"checkpoint {path} is a {ckpt['arch']} model, expected {arch}")
+    return ckpt
+
+
+@dataclass
+class TrainResult:
+    status: str  # completed | diverged | stopped_on_loss | capped
+    final_step: int
+    checkpoints: dict[int, str] = field(default_factory=dict)  # step -> file name
+    log: pd.DataFrame | None = None
+
+
+class _SigtermFlag:
+    """Turns SIGTERM (what SLURM sends on preemption/time limit) into a flag."""
+
+    def __init__(self):
+        self.raised = False
+        self._previous = None
+
+    def __enter__(self):
+        if sys.platform != "win32" and _in_main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.raised = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _fmt_eta(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def train(
+    spec: dict,
+    run: str,
+    model: torch.nn.Module,
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    ckpt_dir: Path,
+    scratch_dir: Path,
+    *,
+    device: torch.device,
+    log=print,
+    interrupt_at: int | None = None,
+) -> TrainResult:
+    """Train `model` as `spec['training']` says; checkpoints land in `ckpt_dir`.
+
+    `scratch_dir` holds the resume state and the checkpoints written so far; it is
+    not a Snakemake output, so it survives a killed job and the rerun resumes from
+    it. `interrupt_at` simulates a SIGTERM at that step (tests).
+    """
+    cfg = spec["training"]
+    total, seed, arch = cfg["steps"], spec["seed"], spec["arch"]
+    schedule = set(spec["checkpoint_steps"]) if cfg["checkpoints"]["schedule"] != "final" else set()
+    stop_loss = cfg.get("stop_loss")
+    log_every = cfg.get("log_every", max(1, min(100, total // 20)))
+    scratch_dir.mkdir(parents=True, exist_ok=True)
+    resume_path = scratch_dir / "resume.pt"
+
+    normalizer = Normalizer.fit(train_images, cfg.get("normalize", "pixel")).to(device)
+    data = DeviceDataset(train_images, train_labels, device)
+    use_cuda = device.type == "cuda"
+    if use_cuda and train_images.ndim == 4:
+        model = model.to(memory_format=torch.channels_last)
+    model.to(device)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=spec["lr"],
+        momentum=cfg["momentum"],
+        weight_decay=cfg["weight_decay"],
+    )
+
+    step, log_rows, written = 0, [], {}
+    window_loss, window_correct, window_n = 0.0, 0, 0
+    if resume_path.exists():
+        state = torch.load(resume_path, map_location="cpu", weights_only=True)
+        if state.get("format") != RESUME_FORMAT or state.get("run") != run:
+            raise CheckpointError(f"resume state {resume_path} does not belong to run {run}")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, log_rows = int(state["step"]), list(state["log"])
+        written = {int(k): v for k, v in state["written"].items()}
+        window_loss, window_correct, window_n = state["window"]
+        log(f"resuming {run} from step {step}")
+
+    def save_resume():
+        tmp = atomic_path(resume_path)
+        torch.save(
+            {
+                "format": RESUME_FORMAT,
+                "run": run,
+                "step": step,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "log": log_rows,
+                "written": {str(k): v for k, v in written.items()},
+                "window": [window_loss, window_correct, window_n],
+            },
+            tmp,
+        )
+        os.replace(tmp, resume_path)
+
+    def checkpoint(at: int):
+        name = f"step{at}.pt"
+        save_checkpoint(scratch_dir / name, model, run, arch, at)
+        written[at] = name
+
+    status = "completed"
+    model.train()
+    start, start_step = time.perf_counter(), step
+    with _SigtermFlag() as sigterm:
+        while step < total:
+            if sigterm.raised or (interrupt_at is not None and step == interrupt_at):
+                save_resume()
+                log(f"interrupted at step {step}; resume state saved")
+                raise Interrupted(f"run {run} interrupted at step {step}")
+            idx = batch_indices(len(data), cfg["batch_size"], step, seed).to(device)
+            batch = data.images[idx]
+            if cfg.get("augment", "none") == "crop_flip":
+                batch = crop_flip(batch, step, seed)
+            x, y = normalizer(batch), data.labels[idx]
+            if use_cuda and x.ndim == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, spec["lr"], total, cfg["lr_schedule"])
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_cuda):
+                logits = model(x)
+                loss = torch.nn.functional.cross_entropy(logits.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                status = "diverged"
+                log_rows.append(_log_row(step, optimizer, loss_value, float("nan"), start))
+                log(f"step {step}: loss is {loss_value}; run recorded as diverged")
+                break
+            window_loss += loss_value * len(y)
+            window_correct += int((logits.argmax(1) == y).sum())
+            window_n += len(y)
+            if step in schedule:
+                checkpoint(step)
+            if step % log_every == 0 or step == total:
+                mean_loss = window_loss / window_n
+                log_rows.append(_log_row(step, optimizer, mean_loss, window_correct / window_n, start))
+                rate = (step - start_step) / max(time.perf_counter() - start, 1e-9)
+                log(
+                    f"step {step}/{total} loss {mean_loss:.4g} acc {window_correct / window_n:.3f} "
+                    f"{rate:.2f} it/s ETA {_fmt_eta((total - step) / max(rate, 1e-9))}"
+                )
+                window_loss, window_correct, window_n = 0.0, 0, 0
+                if stop_loss is not None and mean_loss < stop_loss:
+                    status = "stopped_on_loss"
+                    break
+            if step in schedule:
+                save_resume()
+
+    if stop_loss is not None and status == "completed":
+        status = "capped"  # the step cap, not the loss criterion, ended the run
+    if status in ("stopped_on_loss", "capped") and step not in written:
+        checkpoint(step)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    for name in written.values():
+        os.replace(scratch_dir / name, ckpt_dir / name)
+    resume_path.unlink(missing_ok=True)
+    return TrainResult(status, step, dict(sorted(written.items())), pd.DataFrame(log_rows))
+
+
+def _log_row(step, optimizer, loss, acc, start) -> dict:
+    return {
+        "step": int(step),
+        "lr": float(optimizer.param_groups[0]["lr"]),
+        "loss": float(loss),
+        "accuracy": float(acc),
+        "elapsed_s": float(time.perf_counter() - start),
+    }
+
+
+def write_run_record(
+    path: Path,
+    *,
+    spec: dict,
+    run: str,
+    result: TrainResult,
+    ckpt_dir: Path,
+    device: torch.device,
+    wall_time_s: float,
+    code_version: str,
+    data_manifest: dict,
+    n_params: int,
+) -> dict:
+    record = {
+        "run": run,
+        "spec": spec,
+        "status": result.status,
+        "final_step": result.final_step,
+        "checkpoints": [
+            {"step": step, "file": f"ckpt/{name}", "sha256": sha256_file(ckpt_dir / name)}
+            for step, name in result.checkpoints.items()
+        ],
+        "n_parameters": n_params,
+        "n_train": int(data_manifest["splits"]["train"]["n"]),
+        "data_manifest_sha256": data_manifest.get("_sha256"),
+        "code_version": code_version,
+        "git": git_state(),
+        "packages": package_versions(),
+        "device": {
+            "type": device.type,
+            "name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "torch_threads": torch.get_num_threads(),
+        },
+        "slurm": slurm_state(),
+        "wall_time_s": round(wall_time_s, 3),
+    }
+    atomic_write_json(path, record)
+    return record

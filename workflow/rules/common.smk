@@ -1,0 +1,121 @@
+# Config validation, the run sheet, code versions, input functions and targets.
+import json
+import os
+import sys
+from pathlib import Path
+
+SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SRC)
+# Jobs (local or on SLURM) import the library from this checkout.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (SRC, os.environ.get("PYTHONPATH")) if p
+)
+
+from ncrepro.config import ConfigError, validate_config
+from ncrepro.provenance import code_version
+from ncrepro.runsheet import build_run_sheet
+
+try:
+    validate_config(config)
+except ConfigError as error:
+    raise WorkflowError(str(error)) from None
+
+RUN_SHEET, RUN_SPECS = build_run_sheet(config)
+NCREPRO = "python -m ncrepro"
+CONDA_ENV = "../../envs/ncrepro.yaml"  # relative to the rule files
+CODE = {
+    "data": code_version("data", "provenance.py"),
+    "train": code_version("train", "models", "data", "provenance.py"),
+    "features": code_version("features", "train", "models", "data"),
+    "metrics": code_version("metrics", "evaluate.py"),
+    "aggregate": code_version("aggregate.py", "runsheet.py"),
+    "figures": code_version("figures", "provenance.py"),
+}
+FIGURES = {"nc_limits": ["fig1", "fig2", "fig3"]}
+
+
+wildcard_constraints:
+    study="[a-z_]+",
+    run="[A-Za-z0-9_.-]+",
+    dataset="[a-z0-9_]+",
+    fig="fig[0-9]+",
+
+
+def as_json(obj):
+    """Compact JSON for a single-quoted shell argument."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    if "'" in text:
+        raise WorkflowError(f"single quote in a config value: {text[:80]}")
+    return text
+
+
+def enabled_studies():
+    return [s for s in FIGURES if config.get(s, {}).get("enabled", False)]
+
+
+def study_runs(study):
+    return sorted(RUN_SHEET.loc[RUN_SHEET["study"] == study, "run"].unique())
+
+
+def study_sheet(study):
+    return RUN_SHEET[RUN_SHEET["study"] == study].to_dict("records")
+
+
+def run_spec(wildcards):
+    return RUN_SPECS[wildcards.run]
+
+
+def run_dataset(wildcards):
+    return RUN_SPECS[wildcards.run]["dataset"]["key"]
+
+
+def data_files(wildcards):
+    folder = data_dir(wildcards)
+    return {
+        "train": f"{folder}/train.npz",
+        "test": f"{folder}/test.npz",
+        "manifest": f"{folder}/manifest.json",
+    }
+
+
+def dataset_source(wildcards):
+    return config["datasets"][wildcards.dataset]["source"]
+
+
+def dataset_params(wildcards):
+    return as_json(config["datasets"][wildcards.dataset].get("params", {}))
+
+
+def spec_json(wildcards):
+    return as_json(RUN_SPECS[wildcards.run])
+
+
+def study_metric_files(wildcards):
+    return [f"results/metrics/{wildcards.study}/{run}.parquet" for run in study_runs(wildcards.study)]
+
+
+def data_dir(wildcards):
+    return f"results/data/{run_dataset(wildcards)}"
+
+
+def sheet_json(wildcards):
+    return as_json(study_sheet(wildcards.study))
+
+
+def figure_config_json(wildcards):
+    study = wildcards.study
+    return as_json(
+        {"preset": config["preset"], "datasets": config["datasets"], study: config[study]}
+    )
+
+
+def rule_resources(stage, key, default):
+    return config.get("resources", {}).get(stage, {}).get(key, default)
+
+
+def all_targets():
+    targets = []
+    for study in enabled_studies():
+        targets.append(f"results/tables/{study}.parquet")
+        targets += [f"results/figures/{study}/{fig}.pdf" for fig in FIGURES[study]]
+    return targets

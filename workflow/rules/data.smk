@@ -1,0 +1,22 @@
+# Dataset preparation: results/data/{dataset}/{train,test}.npz + manifest.json (sha256).
+
+
+rule prepare_data:
+    output:
+        train="results/data/{dataset}/train.npz",
+        test="results/data/{dataset}/test.npz",
+        manifest="results/data/{dataset}/manifest.json",
+    params:
+        source=dataset_source,
+        params=dataset_params,
+        root=config["data"]["root"],
+        download=config["data"]["download"],
+        code_version=CODE["data"],
+    conda:
+        CONDA_ENV
+    log:
+        "results/logs/data/{dataset}.log",
+    shell:
+        "{NCREPRO} prepare-data --source {params.source} --params '{params.params}' "
+        "--root {params.root:q} --download {params.download} "
+        "--out results/data/{wildcards.dataset} > {log} 2>&1"

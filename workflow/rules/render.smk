@@ -1,0 +1,39 @@
+# Aggregation into one Parquet table per study, and figure rendering (local rules).
+
+
+rule aggregate:
+    input:
+        study_metric_files,
+    output:
+        "results/tables/{study}.parquet",
+    params:
+        sheet=sheet_json,
+        code_version=CODE["aggregate"],
+    conda:
+        CONDA_ENV
+    log:
+        "results/logs/aggregate/{study}.log",
+    shell:
+        "{NCREPRO} aggregate --study {wildcards.study} --sheet '{params.sheet}' "
+        "--metrics {input} --runs-dir results/runs/{wildcards.study} --out {output} "
+        "--code-version {params.code_version} > {log} 2>&1"
+
+
+rule figure:
+    input:
+        "results/tables/{study}.parquet",
+    output:
+        pdf="results/figures/{study}/{fig}.pdf",
+        png="results/figures/{study}/{fig}.png",
+        provenance="results/figures/{study}/{fig}.provenance.json",
+    params:
+        config=figure_config_json,
+        code_version=CODE["figures"],
+    conda:
+        CONDA_ENV
+    log:
+        "results/logs/figures/{study}/{fig}.log",
+    shell:
+        "{NCREPRO} figure --study {wildcards.study} --fig {wildcards.fig} --table {input} "
+        "--config '{params.config}' --runs-dir results/runs/{wildcards.study} "
+        "--out {output.pdf} > {log} 2>&1"

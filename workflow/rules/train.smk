@@ -1,0 +1,31 @@
+# Training: one job per run; resumes from results/scratch after a kill.
+
+
+rule train:
+    input:
+        unpack(data_files),
+    output:
+        record="results/runs/{study}/{run}/run.json",
+        log="results/runs/{study}/{run}/train_log.parquet",
+        ckpt=directory("results/runs/{study}/{run}/ckpt"),
+    params:
+        data=data_dir,
+        spec=spec_json,
+        scratch="results/scratch/{study}/{run}",
+        device=config["device"],
+        code_version=CODE["train"],
+    threads: config.get("threads", 2)
+    resources:
+        gpu=rule_resources("train", "gpu", 1),
+        runtime=rule_resources("train", "runtime", 30),
+        mem_mb=rule_resources("train", "mem_mb", 4000),
+    conda:
+        CONDA_ENV
+    log:
+        "results/logs/train/{study}/{run}.log",
+    shell:
+        "{NCREPRO} train --spec '{params.spec}' --run {wildcards.run} "
+        "--data {params.data} "
+        "--out results/runs/{wildcards.study}/{wildcards.run} --scratch {params.scratch} "
+        "--device {params.device} --threads {threads} "
+        "--code-version {params.code_version} > {log} 2>&1"
