@@ -44,7 +44,9 @@ def test_undefined_dataset_and_missing_lr(repo):
 def test_snakemake_reports_config_error_without_traceback(repo):
     result = subprocess.run(
         ["snakemake", "-n", "--cores", "1", "--config", "device=gpu"],
-        cwd=repo, capture_output=True, text=True,
+        cwd=repo,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode != 0
     output = result.stdout + result.stderr

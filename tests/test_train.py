@@ -21,8 +21,11 @@ class TinyNet(torch.nn.Module):
     def __init__(self, num_classes=3):
         super().__init__()
         self.body = torch.nn.Sequential(
-            torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
-            torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(),
+            torch.nn.Conv2d(1, 4, 3, padding=1),
+            torch.nn.BatchNorm2d(4),
+            torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(2),
+            torch.nn.Flatten(),
         )
         self.classifier = torch.nn.Linear(16, num_classes)
 
@@ -43,13 +46,25 @@ def make_data(n=60, seed=0):
 
 def make_spec(steps=20, lr=0.05, **training):
     t = {
-        "optimizer": "sgd", "momentum": 0.9, "weight_decay": 5e-4, "batch_size": 16,
-        "steps": steps, "lr_schedule": "cosine", "normalize": "pixel", "augment": "none",
-        "checkpoints": {"schedule": "linear", "every": 5}, "log_every": 5,
+        "optimizer": "sgd",
+        "momentum": 0.9,
+        "weight_decay": 5e-4,
+        "batch_size": 16,
+        "steps": steps,
+        "lr_schedule": "cosine",
+        "normalize": "pixel",
+        "augment": "none",
+        "checkpoints": {"schedule": "linear", "every": 5},
+        "log_every": 5,
     }
     t.update(training)
-    return {"arch": "tiny", "seed": 3, "lr": lr, "training": t,
-            "checkpoint_steps": list(range(5, steps + 1, 5))}
+    return {
+        "arch": "tiny",
+        "seed": 3,
+        "lr": lr,
+        "training": t,
+        "checkpoint_steps": list(range(5, steps + 1, 5)),
+    }
 
 
 def fresh_model():
@@ -60,15 +75,43 @@ def fresh_model():
 def test_resume_after_kill_is_identical(tmp_path):
     images, labels = make_data()
     spec = make_spec(augment="crop_flip")
-    ref = train(spec, "r", fresh_model(), images, labels, tmp_path / "a/ckpt", tmp_path / "a/s",
-                device=torch.device("cpu"), log=lambda m: None)
+    ref = train(
+        spec,
+        "r",
+        fresh_model(),
+        images,
+        labels,
+        tmp_path / "a/ckpt",
+        tmp_path / "a/s",
+        device=torch.device("cpu"),
+        log=lambda m: None,
+    )
     with pytest.raises(Interrupted):
-        train(spec, "r", fresh_model(), images, labels, tmp_path / "b/ckpt", tmp_path / "b/s",
-              device=torch.device("cpu"), log=lambda m: None, interrupt_at=12)
+        train(
+            spec,
+            "r",
+            fresh_model(),
+            images,
+            labels,
+            tmp_path / "b/ckpt",
+            tmp_path / "b/s",
+            device=torch.device("cpu"),
+            log=lambda m: None,
+            interrupt_at=12,
+        )
     # the rerun starts from a *different* fresh model: everything must come from the state
     torch.manual_seed(99)
-    resumed = train(spec, "r", TinyNet(), images, labels, tmp_path / "b/ckpt", tmp_path / "b/s",
-                    device=torch.device("cpu"), log=lambda m: None)
+    resumed = train(
+        spec,
+        "r",
+        TinyNet(),
+        images,
+        labels,
+        tmp_path / "b/ckpt",
+        tmp_path / "b/s",
+        device=torch.device("cpu"),
+        log=lambda m: None,
+    )
     assert resumed.status == ref.status == "completed"
     assert resumed.checkpoints == ref.checkpoints == {s: f"step{s}.pt" for s in (5, 10, 15, 20)}
     for step in (5, 10, 15, 20):
@@ -83,8 +126,17 @@ def test_resume_after_kill_is_identical(tmp_path):
 
 def test_divergence_is_recorded_not_raised(tmp_path):
     images, labels = make_data()
-    result = train(make_spec(lr=1e12), "r", fresh_model(), images, labels, tmp_path / "c",
-                   tmp_path / "s", device=torch.device("cpu"), log=lambda m: None)
+    result = train(
+        make_spec(lr=1e12),
+        "r",
+        fresh_model(),
+        images,
+        labels,
+        tmp_path / "c",
+        tmp_path / "s",
+        device=torch.device("cpu"),
+        log=lambda m: None,
+    )
     assert result.status == "diverged"
     assert result.final_step < 20
     assert not math.isfinite(result.log["loss"].iloc[-1])
@@ -94,13 +146,31 @@ def test_stop_on_loss_and_cap(tmp_path):
     images, labels = make_data()
     spec = make_spec(steps=40, stop_loss=10.0, checkpoints={"schedule": "final"})
     spec["checkpoint_steps"] = [40]
-    result = train(spec, "r", fresh_model(), images, labels, tmp_path / "c", tmp_path / "s",
-                   device=torch.device("cpu"), log=lambda m: None)
+    result = train(
+        spec,
+        "r",
+        fresh_model(),
+        images,
+        labels,
+        tmp_path / "c",
+        tmp_path / "s",
+        device=torch.device("cpu"),
+        log=lambda m: None,
+    )
     assert result.status == "stopped_on_loss" and result.final_step == 5
     assert result.checkpoints == {5: "step5.pt"}
     spec["training"]["stop_loss"] = 1e-30
-    result = train(spec, "r", fresh_model(), images, labels, tmp_path / "d", tmp_path / "s2",
-                   device=torch.device("cpu"), log=lambda m: None)
+    result = train(
+        spec,
+        "r",
+        fresh_model(),
+        images,
+        labels,
+        tmp_path / "d",
+        tmp_path / "s2",
+        device=torch.device("cpu"),
+        log=lambda m: None,
+    )
     assert result.status == "capped" and result.checkpoints == {40: "step40.pt"}
 
 

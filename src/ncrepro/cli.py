@@ -48,8 +48,12 @@ def cmd_features(args) -> None:
     from ncrepro.features import extract_run
 
     extract_run(
-        Path(args.run_dir), Path(args.data), Path(args.out), device=args.device,
-        threads=args.threads, log=_log,
+        Path(args.run_dir),
+        Path(args.data),
+        Path(args.out),
+        device=args.device,
+        threads=args.threads,
+        log=_log,
     )
 
 
@@ -57,8 +61,11 @@ def cmd_metrics(args) -> None:
     from ncrepro.evaluate import evaluate_run
 
     frame = evaluate_run(
-        Path(args.features), Path(args.run_dir), Path(args.out),
-        kmeans_n_init=args.kmeans_n_init, code_version=args.code_version,
+        Path(args.features),
+        Path(args.run_dir),
+        Path(args.out),
+        kmeans_n_init=args.kmeans_n_init,
+        code_version=args.code_version,
     )
     _log(f"metrics of {args.run_dir}: {len(frame)} rows -> {args.out}")
 
@@ -90,8 +97,9 @@ def cmd_figure(args) -> None:
     fig, rows, caption = module.FIGURES[args.fig](table, args.config)
     out = Path(args.out)
     save_figure(fig, out)
-    write_provenance(out, table_path=Path(args.table), rows=rows, runs_dir=Path(args.runs_dir),
-                     caption=caption)
+    write_provenance(
+        out, table_path=Path(args.table), rows=rows, runs_dir=Path(args.runs_dir), caption=caption
+    )
     _log(f"{args.study} {args.fig}: {len(rows)} rows -> {out} (+ .png, .provenance.json)")
 
 

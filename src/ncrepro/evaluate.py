@@ -41,8 +41,13 @@ def evaluate_run(
     if record["status"] == "diverged":
         # A diverged run keeps its earlier checkpoints and says where it diverged.
         rows.append(
-            {"run": record["run"], "step": record["final_step"], "split": "train",
-             "metric": "diverged", "value": 1.0}
+            {
+                "run": record["run"],
+                "step": record["final_step"],
+                "split": "train",
+                "metric": "diverged",
+                "value": 1.0,
+            }
         )
     frame = pd.DataFrame(rows)
     frame["code_version_metrics"] = code_version

@@ -91,7 +91,10 @@ def spec_json(wildcards):
 
 
 def study_metric_files(wildcards):
-    return [f"results/metrics/{wildcards.study}/{run}.parquet" for run in study_runs(wildcards.study)]
+    return [
+        f"results/metrics/{wildcards.study}/{run}.parquet"
+        for run in study_runs(wildcards.study)
+    ]
 
 
 def data_dir(wildcards):
@@ -105,7 +108,11 @@ def sheet_json(wildcards):
 def figure_config_json(wildcards):
     study = wildcards.study
     return as_json(
-        {"preset": config["preset"], "datasets": config["datasets"], study: config[study]}
+        {
+            "preset": config["preset"],
+            "datasets": config["datasets"],
+            study: config[study],
+        }
     )
 
 

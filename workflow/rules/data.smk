@@ -6,16 +6,16 @@ rule prepare_data:
         train="results/data/{dataset}/train.npz",
         test="results/data/{dataset}/test.npz",
         manifest="results/data/{dataset}/manifest.json",
+    log:
+        "results/logs/data/{dataset}.log",
+    conda:
+        CONDA_ENV
     params:
         source=dataset_source,
         params=dataset_params,
         root=config["data"]["root"],
         download=config["data"]["download"],
         code_version=CODE["data"],
-    conda:
-        CONDA_ENV
-    log:
-        "results/logs/data/{dataset}.log",
     shell:
         "{NCREPRO} prepare-data --source {params.source} --params '{params.params}' "
         "--root {params.root:q} --download {params.download} "

@@ -9,19 +9,19 @@ rule features:
         ckpt="results/runs/{study}/{run}/ckpt",
     output:
         temp(directory("results/features/{study}/{run}")),
-    params:
-        data=data_dir,
-        device=config["device"],
-        code_version=CODE["features"],
+    log:
+        "results/logs/features/{study}/{run}.log",
+    conda:
+        CONDA_ENV
     threads: config.get("threads", 2)
     resources:
         gpu=rule_resources("features", "gpu", 1),
         runtime=rule_resources("features", "runtime", 20),
         mem_mb=rule_resources("features", "mem_mb", 4000),
-    conda:
-        CONDA_ENV
-    log:
-        "results/logs/features/{study}/{run}.log",
+    params:
+        data=data_dir,
+        device=config["device"],
+        code_version=CODE["features"],
     shell:
         "{NCREPRO} features --run-dir results/runs/{wildcards.study}/{wildcards.run} "
         "--data {params.data} --out {output} "
@@ -34,17 +34,17 @@ rule metrics:
         record="results/runs/{study}/{run}/run.json",
     output:
         "results/metrics/{study}/{run}.parquet",
-    params:
-        kmeans_n_init=config["nc_limits"].get("metrics", {}).get("kmeans_n_init", 4),
-        code_version=CODE["metrics"],
+    log:
+        "results/logs/metrics/{study}/{run}.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         runtime=rule_resources("metrics", "runtime", 20),
         mem_mb=rule_resources("metrics", "mem_mb", 8000),
-    conda:
-        CONDA_ENV
-    log:
-        "results/logs/metrics/{study}/{run}.log",
+    params:
+        kmeans_n_init=config["nc_limits"].get("metrics", {}).get("kmeans_n_init", 4),
+        code_version=CODE["metrics"],
     shell:
         "{NCREPRO} metrics --features {input.features} "
         "--run-dir results/runs/{wildcards.study}/{wildcards.run} --out {output} "

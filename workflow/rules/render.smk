@@ -6,13 +6,13 @@ rule aggregate:
         study_metric_files,
     output:
         "results/tables/{study}.parquet",
+    log:
+        "results/logs/aggregate/{study}.log",
+    conda:
+        CONDA_ENV
     params:
         sheet=sheet_json,
         code_version=CODE["aggregate"],
-    conda:
-        CONDA_ENV
-    log:
-        "results/logs/aggregate/{study}.log",
     shell:
         "{NCREPRO} aggregate --study {wildcards.study} --sheet '{params.sheet}' "
         "--metrics {input} --runs-dir results/runs/{wildcards.study} --out {output} "
@@ -26,13 +26,13 @@ rule figure:
         pdf="results/figures/{study}/{fig}.pdf",
         png="results/figures/{study}/{fig}.png",
         provenance="results/figures/{study}/{fig}.provenance.json",
+    log:
+        "results/logs/figures/{study}/{fig}.log",
+    conda:
+        CONDA_ENV
     params:
         config=figure_config_json,
         code_version=CODE["figures"],
-    conda:
-        CONDA_ENV
-    log:
-        "results/logs/figures/{study}/{fig}.log",
     shell:
         "{NCREPRO} figure --study {wildcards.study} --fig {wildcards.fig} --table {input} "
         "--config '{params.config}' --runs-dir results/runs/{wildcards.study} "

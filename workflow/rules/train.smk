@@ -8,21 +8,21 @@ rule train:
         record="results/runs/{study}/{run}/run.json",
         log="results/runs/{study}/{run}/train_log.parquet",
         ckpt=directory("results/runs/{study}/{run}/ckpt"),
+    log:
+        "results/logs/train/{study}/{run}.log",
+    conda:
+        CONDA_ENV
+    threads: config.get("threads", 2)
+    resources:
+        gpu=rule_resources("train", "gpu", 1),
+        runtime=rule_resources("train", "runtime", 30),
+        mem_mb=rule_resources("train", "mem_mb", 4000),
     params:
         data=data_dir,
         spec=spec_json,
         scratch="results/scratch/{study}/{run}",
         device=config["device"],
         code_version=CODE["train"],
-    threads: config.get("threads", 2)
-    resources:
-        gpu=rule_resources("train", "gpu", 1),
-        runtime=rule_resources("train", "runtime", 30),
-        mem_mb=rule_resources("train", "mem_mb", 4000),
-    conda:
-        CONDA_ENV
-    log:
-        "results/logs/train/{study}/{run}.log",
     shell:
         "{NCREPRO} train --spec '{params.spec}' --run {wildcards.run} "
         "--data {params.data} "

@@ -74,11 +74,19 @@ def _plot_variances(ax, rows: pd.DataFrame, metrics) -> None:
         curve = _curves(rows, metric)
         if curve.empty:
             continue
-        ax.plot(curve["step"], curve["mean"], marker="o", ms=3, lw=1.6,
-                color=PALETTE[metric], label=LABELS[metric])
+        ax.plot(
+            curve["step"],
+            curve["mean"],
+            marker="o",
+            ms=3,
+            lw=1.6,
+            color=PALETTE[metric],
+            label=LABELS[metric],
+        )
         if (curve["count"] > 1).any():
-            ax.fill_between(curve["step"], curve["min"], curve["max"], color=PALETTE[metric],
-                            alpha=0.2, lw=0)
+            ax.fill_between(
+                curve["step"], curve["min"], curve["max"], color=PALETTE[metric], alpha=0.2, lw=0
+            )
     diverged = rows[rows["status"] == "diverged"]
     if not diverged.empty:
         ax.text(0.5, 0.5, "diverged", transform=ax.transAxes, ha="center", color="red")
@@ -100,7 +108,9 @@ def fig_curves(table: pd.DataFrame, config: dict, *, weak: bool):
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
     _plot_variances(ax, rows, metrics)
     ax.set_ylabel("variance (within / between class)")
-    title = f"{ARCH_NAMES.get(spec['arch'], spec['arch'])} on {dataset_label(spec['dataset'], config)}"
+    title = (
+        f"{ARCH_NAMES.get(spec['arch'], spec['arch'])} on {dataset_label(spec['dataset'], config)}"
+    )
     ax.set_title(("Neural collapse: " if weak else "Failure of test collapse: ") + title)
     ax.legend(frameon=True, fontsize=8)
     seeds = sorted(rows["seed"].unique())
@@ -113,8 +123,12 @@ def fig_curves(table: pd.DataFrame, config: dict, *, weak: bool):
         + f"Final values: {finals}. "
         + training_sentence(config)
         + stand_in_sentence(config, [spec["dataset"]], [spec["arch"]])
-        + ("WeakTestVariance: k-means (k = K) centroids of the test features, distance to the "
-           "nearest centroid. " if weak else "")
+        + (
+            "WeakTestVariance: k-means (k = K) centroids of the test features, distance to the "
+            "nearest centroid. "
+            if weak
+            else ""
+        )
     )
     add_caption(fig, caption, width_chars=95)
     return fig, rows, caption
@@ -127,8 +141,11 @@ def fig_grid(table: pd.DataFrame, config: dict):
     rows = table[(table["experiment"] == "grid") & table["metric"].isin(VARIANCES[:2])]
     datasets, archs = grid["datasets"], grid["archs"]
     fig, axes = plt.subplots(
-        len(datasets), len(archs), figsize=(3.0 * len(archs) + 0.6, 2.4 * len(datasets) + 0.4),
-        squeeze=False, sharex=True,
+        len(datasets),
+        len(archs),
+        figsize=(3.0 * len(archs) + 0.6, 2.4 * len(datasets) + 0.4),
+        squeeze=False,
+        sharex=True,
     )
     used_archs = []
     for i, dataset in enumerate(datasets):
@@ -138,15 +155,17 @@ def fig_grid(table: pd.DataFrame, config: dict):
             arch = cell["arch"].iloc[0] if len(cell) else grid_arch
             used_archs.append(arch)
             _plot_variances(ax, cell, VARIANCES[:2])
-            ax.set_title(f"{dataset_label(dataset, config)}\n{ARCH_NAMES.get(arch, arch)}",
-                         fontsize=8)
+            ax.set_title(
+                f"{dataset_label(dataset, config)}\n{ARCH_NAMES.get(arch, arch)}", fontsize=8
+            )
             if i < len(datasets) - 1:
                 ax.set_xlabel("")
             if j == 0:
                 ax.set_ylabel("variance")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=2, frameon=False,
-               bbox_to_anchor=(0.5, 1.0))
+    fig.legend(
+        handles, labels, loc="upper center", ncol=2, frameon=False, bbox_to_anchor=(0.5, 1.0)
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     finals = _final_gap_sentence(rows)
     caption = (

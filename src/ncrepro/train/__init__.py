@@ -62,8 +62,9 @@ def run_training(
 
     if threads:
         torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)
     dev = resolve_device(device)
+    if dev.type == "cpu":  # bit-identical reruns are promised on CPU only
+        torch.use_deterministic_algorithms(True, warn_only=True)
     t0 = time.perf_counter()
     train_split = load_prepared(data_dir, "train")
     manifest = json.loads((data_dir / "manifest.json").read_text())
@@ -72,7 +73,8 @@ def run_training(
     n_params = sum(p.numel() for p in model.parameters())
     log(
         f"run {run}: {spec['arch']} (width {spec['width']}, {n_params:,} parameters) on "
-        f"{spec['dataset']['key']} ({len(train_split.labels)} train images, {num_classes} classes), "
+        f"{spec['dataset']['key']} ({len(train_split.labels)} train images, "
+        f"{num_classes} classes), "
         f"device {dev}, {torch.get_num_threads()} threads"
     )
     result = train(

@@ -34,7 +34,9 @@ class Normalizer:
         else:
             raise ValueError(f"unknown normalization {kind!r}")
         std = np.where(std < 1e-8, 1.0, std)  # constant pixels (e.g. digit borders)
-        return cls(kind, torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32))
+        return cls(
+            kind, torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
+        )
 
     def to(self, device) -> Normalizer:
         return Normalizer(self.kind, self.mean.to(device), self.std.to(device))

@@ -234,7 +234,9 @@ def train(
                 checkpoint(step)
             if step % log_every == 0 or step == total:
                 mean_loss = window_loss / window_n
-                log_rows.append(_log_row(step, optimizer, mean_loss, window_correct / window_n, start))
+                log_rows.append(
+                    _log_row(step, optimizer, mean_loss, window_correct / window_n, start)
+                )
                 rate = (step - start_step) / max(time.perf_counter() - start, 1e-9)
                 log(
                     f"step {step}/{total} loss {mean_loss:.4g} acc {window_correct / window_n:.3f} "

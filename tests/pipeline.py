@@ -1,0 +1,40 @@
+"""Helpers to run the workflow in an isolated copy of the repository."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+COPIED = ["Snakefile", "config.yaml", "presets", "workflow", "envs", "src", "slurm", "published"]
+
+
+def workflow_copy(dest: Path) -> Path:
+    for name in COPIED:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif source.exists():
+            shutil.copy(source, dest / name)
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["snakemake", *args], cwd=workdir, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    """Parse Snakemake's 'Job stats' table (job, count) from a dry run."""
+    counts, in_table = {}, False
+    for line in dry_run_output.splitlines():
+        parts = line.split()
+        if parts[:2] == ["job", "count"]:
+            in_table = True
+            continue
+        if in_table:
+            if len(parts) == 2 and parts[1].isdigit():
+                counts[parts[0]] = int(parts[1])
+            elif parts and not set(line.strip()) <= {"-"}:
+                break
+    return counts
