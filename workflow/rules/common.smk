@@ -1,15 +1,11 @@
 # Config validation, the run sheet, code versions, input functions and targets.
 import json
-import os
 import sys
 from pathlib import Path
 
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
-# Jobs (local or on SLURM) import the library from this checkout.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (SRC, os.environ.get("PYTHONPATH")) if p
-)
+# Jobs run `python -m ncrepro`: uv installs the library (editable) into its environment.
 
 from ncrepro.config import ConfigError, validate_config
 from ncrepro.provenance import code_version
@@ -21,7 +17,6 @@ except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
 RUN_SHEET, RUN_SPECS = build_run_sheet(config)
-NCREPRO = "python -m ncrepro"
 CONDA_ENV = "../../envs/ncrepro.yaml"  # relative to the rule files
 CODE = {
     "data": code_version("data", "provenance.py"),

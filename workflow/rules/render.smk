@@ -14,7 +14,7 @@ rule aggregate:
         sheet=sheet_json,
         code_version=CODE["aggregate"],
     shell:
-        "{NCREPRO} aggregate --study {wildcards.study} --sheet '{params.sheet}' "
+        "python -m ncrepro aggregate --study {wildcards.study} --sheet '{params.sheet}' "
         "--metrics {input} --runs-dir results/runs/{wildcards.study} --out {output} "
         "--code-version {params.code_version} > {log} 2>&1"
 
@@ -34,6 +34,6 @@ rule figure:
         config=figure_config_json,
         code_version=CODE["figures"],
     shell:
-        "{NCREPRO} figure --study {wildcards.study} --fig {wildcards.fig} --table {input} "
+        "python -m ncrepro figure --study {wildcards.study} --fig {wildcards.fig} --table {input} "
         "--config '{params.config}' --runs-dir results/runs/{wildcards.study} "
         "--out {output.pdf} > {log} 2>&1"

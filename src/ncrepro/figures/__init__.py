@@ -33,16 +33,24 @@ def set_style() -> None:
     plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 150, "axes.titlesize": 10})
 
 
-def add_caption(fig, caption: str, width_chars: int = 110) -> None:
-    """Caption under the axes, wrapped; the figure grows to make room."""
+def add_caption(fig, caption: str) -> None:
+    """Caption below the axes, wrapped to the figure's width (saved with bbox 'tight')."""
     import textwrap
 
-    lines = textwrap.wrap(caption, width_chars)
-    height = fig.get_size_inches()[1]
-    extra = 0.17 * len(lines) + 0.15
-    fig.set_size_inches(fig.get_size_inches()[0], height + extra)
-    fig.subplots_adjust(bottom=(extra + 0.45) / (height + extra))
-    fig.text(0.01, 0.01, "\n".join(lines), ha="left", va="bottom", fontsize=7.5, wrap=True)
+    width_chars = max(50, int(fig.get_size_inches()[0] * 17))
+    text = "\n".join(textwrap.wrap(caption, width_chars))
+    fig.text(0.01, 0.0, text, ha="left", va="top", fontsize=7.5)
+
+
+def plain_log_ticks(ax) -> None:
+    """Log axes labelled 10, 100, 0.5 ... instead of 10^1, 5x10^-1."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    formatter = FuncFormatter(lambda v, _: f"{v:g}")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(formatter)
+        axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
 
 
 def save_figure(fig, pdf_path: Path) -> Path:

@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ncrepro.figures import LABELS, PALETTE, add_caption, set_style
+from ncrepro.figures import LABELS, PALETTE, add_caption, plain_log_ticks, set_style
 
 VARIANCES = ["train_variance", "strong_test_variance", "weak_test_variance"]
 PAPER_NAMES = {
@@ -92,6 +92,7 @@ def _plot_variances(ax, rows: pd.DataFrame, metrics) -> None:
         ax.text(0.5, 0.5, "diverged", transform=ax.transAxes, ha="center", color="red")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    plain_log_ticks(ax)
     ax.set_xlabel("SGD iteration")
 
 
@@ -113,7 +114,7 @@ def fig_curves(table: pd.DataFrame, config: dict, *, weak: bool):
     )
     ax.set_title(("Neural collapse: " if weak else "Failure of test collapse: ") + title)
     ax.legend(frameon=True, fontsize=8)
-    seeds = sorted(rows["seed"].unique())
+    seeds = sorted(int(s) for s in rows["seed"].unique())
     final = rows[rows["step"] == rows["step"].max()].groupby("metric")["value"].mean()
     finals = ", ".join(f"{LABELS[m]} {final[m]:.3g}" for m in metrics if m in final)
     caption = (
@@ -130,7 +131,8 @@ def fig_curves(table: pd.DataFrame, config: dict, *, weak: bool):
             else ""
         )
     )
-    add_caption(fig, caption, width_chars=95)
+    fig.tight_layout()
+    add_caption(fig, caption)
     return fig, rows, caption
 
 
@@ -176,7 +178,7 @@ def fig_grid(table: pd.DataFrame, config: dict):
         + training_sentence(config)
         + stand_in_sentence(config, datasets, used_archs)
     )
-    add_caption(fig, caption, width_chars=40 * len(archs))
+    add_caption(fig, caption)
     return fig, rows, caption
 
 
