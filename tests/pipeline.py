@@ -35,6 +35,6 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
         if in_table:
             if len(parts) == 2 and parts[1].isdigit():
                 counts[parts[0]] = int(parts[1])
-            elif parts and not set(line.strip()) <= {"-"}:
+            elif parts and not set(line.replace(" ", "")) <= {"-"}:
                 break
     return counts

@@ -35,8 +35,10 @@ def test_mnist_idx(tmp_path, name, folder, compress):
     for prefix, n in (("train", 7), ("t10k", 5)):
         images = RNG.integers(0, 256, (n, 28, 28), dtype=np.uint8)
         labels = RNG.integers(0, 10, n, dtype=np.uint8)
-        for suffix, array, magic in (("images-idx3-ubyte", images, 2051),
-                                     ("labels-idx1-ubyte", labels, 2049)):
+        for suffix, array, magic in (
+            ("images-idx3-ubyte", images, 2051),
+            ("labels-idx1-ubyte", labels, 2049),
+        ):
             payload = idx_bytes(array, magic)
             path = raw / f"{prefix}-{suffix}"
             if compress:
@@ -67,8 +69,18 @@ def write_pickle(path, obj):
 def test_cifar10_pickles(tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
-    names = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse",
-             b"ship", b"truck"]
+    names = [
+        b"airplane",
+        b"automobile",
+        b"bird",
+        b"cat",
+        b"deer",
+        b"dog",
+        b"frog",
+        b"horse",
+        b"ship",
+        b"truck",
+    ]
     write_pickle(folder / "batches.meta", {b"label_names": names})
     batches = []
     for i in range(1, 6):
@@ -96,8 +108,10 @@ def test_cifar100_fine_and_coarse(tmp_path):
     coarse = [f"c{i}".encode() for i in range(20)]
     write_pickle(folder / "meta", {b"fine_label_names": fine, b"coarse_label_names": coarse})
     data = RNG.integers(0, 256, (5, 3072), dtype=np.uint8)
-    write_pickle(folder / "train", {b"data": data, b"fine_labels": [0, 99, 5, 6, 7],
-                                    b"coarse_labels": [0, 19, 1, 2, 3]})
+    write_pickle(
+        folder / "train",
+        {b"data": data, b"fine_labels": [0, 99, 5, 6, 7], b"coarse_labels": [0, 19, 1, 2, 3]},
+    )
     assert load_split("cifar100", "train", root=tmp_path).labels.tolist() == [0, 99, 5, 6, 7]
     coarse_split = load_split("cifar100", "train", root=tmp_path, label_type="coarse")
     assert coarse_split.labels.tolist() == [0, 19, 1, 2, 3]

@@ -90,8 +90,16 @@ def test_invariances():
     def all_metrics(features, labels):
         stats = ClassStats.from_features(features, labels, 4)
         etf = nc2(stats.means - stats.global_mean())
-        return np.array([variance_ratio(features, labels, 4), nc1(stats), cdnv(stats),
-                         etf["equinorm"], etf["equiangularity"], etf["max_angle"]])
+        return np.array(
+            [
+                variance_ratio(features, labels, 4),
+                nc1(stats),
+                cdnv(stats),
+                etf["equinorm"],
+                etf["equiangularity"],
+                etf["max_angle"],
+            ]
+        )
 
     base = all_metrics(h, y)
     np.testing.assert_allclose(all_metrics(h @ q.T, y), base, rtol=1e-9)  # rotation
@@ -102,8 +110,9 @@ def test_invariances():
 
 def test_unequal_class_counts_are_counted_from_data():
     h, y, _ = clusters(k=3, d=4, n=60, sigma=1.0, seed=4)
-    keep = np.concatenate([np.flatnonzero(y == 0)[:5], np.flatnonzero(y == 1)[:37],
-                           np.flatnonzero(y == 2)])
+    keep = np.concatenate(
+        [np.flatnonzero(y == 0)[:5], np.flatnonzero(y == 1)[:37], np.flatnonzero(y == 2)]
+    )
     hs, ys = h[keep], y[keep]
     means = np.stack([hs[ys == c].mean(0) for c in range(3)])
     within = np.mean(np.sum((hs - means[ys]) ** 2, axis=1))
@@ -167,10 +176,18 @@ def test_compute_all_rows_and_conventions():
     data = {"features": h, "labels": y, "logits": logits, "W": w, "b": np.zeros(3)}
     rows = compute_all(data, data, 3, kmeans_n_init=2, seed=0)
     names = {(r["split"], r["metric"]) for r in rows}
-    for expected in [("train", "train_variance"), ("test", "strong_test_variance"),
-                     ("test", "weak_test_variance"), ("train", "nc1"), ("train", "nc3"),
-                     ("train", "nc4"), ("test", "accuracy"), ("train", "loss"),
-                     ("train", "cdnv"), ("train", "nc2_equinorm")]:
+    for expected in [
+        ("train", "train_variance"),
+        ("test", "strong_test_variance"),
+        ("test", "weak_test_variance"),
+        ("train", "nc1"),
+        ("train", "nc3"),
+        ("train", "nc4"),
+        ("test", "accuracy"),
+        ("train", "loss"),
+        ("train", "cdnv"),
+        ("train", "nc2_equinorm"),
+    ]:
         assert expected in names
     assert all(r["sigma_w"] == "pooled" and r["means_at"] == "same_checkpoint" for r in rows)
     acc = next(r["value"] for r in rows if r["metric"] == "accuracy")

@@ -10,8 +10,14 @@ SMALL = {"mlp": {"hidden": 64}}
 
 def make(arch, shape, width=0.0625, seed=0):
     torch.manual_seed(seed)
-    return build_model(arch, num_classes=7, in_channels=shape[0], image_size=shape[1],
-                       width=width, **SMALL.get(arch, {}))
+    return build_model(
+        arch,
+        num_classes=7,
+        in_channels=shape[0],
+        image_size=shape[1],
+        width=width,
+        **SMALL.get(arch, {}),
+    )
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
@@ -27,8 +33,10 @@ def test_shapes_and_penultimate(arch, shape):
     assert torch.equal(out, model.classifier(h))
 
 
-@pytest.mark.parametrize("arch,shape", [("resnet50", (3, 96, 96)), ("vgg11_bn", (1, 28, 28)),
-                                        ("densenet121", (1, 28, 28))])
+@pytest.mark.parametrize(
+    "arch,shape",
+    [("resnet50", (3, 96, 96)), ("vgg11_bn", (1, 28, 28)), ("densenet121", (1, 28, 28))],
+)
 def test_other_input_sizes(arch, shape):
     model = make(arch, shape, width=0.03)
     model.train()

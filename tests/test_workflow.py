@@ -114,3 +114,14 @@ def test_metrics_recomputed_from_kept_features_match_table(smoke_run):
             assert value.iloc[0] == pytest.approx(within / between, rel=1e-9)
             checked += 1
     assert checked == 12
+
+
+def test_single_figure_runs_only_what_it_needs(tmp_path):
+    """fig2 (one ResNet18/CIFAR-10 run) does not pull in the rest of the paper grid."""
+    work = workflow_copy(tmp_path)
+    # the target goes first: --configfile takes every following word
+    result = snakemake(work, "results/figures/nc_limits/fig2.pdf", "-n", "--cores", "all",
+                       "--configfile", "presets/paper.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert job_counts(result.stdout) == {"prepare_data": 1, "train": 1, "features": 1,
+                                         "metrics": 1, "figure": 1, "total": 5}

@@ -92,13 +92,18 @@ def cmd_figure(args) -> None:
 
     from ncrepro.figures import save_figure, write_provenance
 
+    from ncrepro.aggregate import aggregate_study
+
     module = importlib.import_module(f"ncrepro.figures.{args.study}")
-    table = pd.read_parquet(args.table)
+    metric_files = [Path(p) for p in args.metrics]
+    # The same join as the study table, restricted to this figure's runs.
+    sheet = pd.DataFrame(args.sheet)
+    table = aggregate_study(args.study, sheet, metric_files, Path(args.runs_dir))
     fig, rows, caption = module.FIGURES[args.fig](table, args.config)
     out = Path(args.out)
     save_figure(fig, out)
     write_provenance(
-        out, table_path=Path(args.table), rows=rows, runs_dir=Path(args.runs_dir), caption=caption
+        out, inputs=metric_files, rows=rows, runs_dir=Path(args.runs_dir), caption=caption
     )
     _log(f"{args.study} {args.fig}: {len(rows)} rows -> {out} (+ .png, .provenance.json)")
 
@@ -161,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("figure", help="render one figure (PDF + PNG + provenance)")
     p.add_argument("--study", required=True)
     p.add_argument("--fig", required=True)
-    p.add_argument("--table", required=True)
+    p.add_argument("--metrics", nargs="+", required=True)
+    p.add_argument("--sheet", type=_json, required=True)
     p.add_argument("--config", type=_json, required=True)
     p.add_argument("--runs-dir", required=True)
     p.add_argument("--out", required=True)

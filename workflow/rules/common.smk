@@ -26,7 +26,8 @@ CODE = {
     "aggregate": code_version("aggregate.py", "runsheet.py"),
     "figures": code_version("figures", "provenance.py"),
 }
-FIGURES = {"nc_limits": ["fig1", "fig2", "fig3"]}
+# The experiments each figure shows: building one figure runs only their runs.
+FIGURES = {"nc_limits": {"fig1": ["curves"], "fig2": ["curves"], "fig3": ["grid"]}}
 
 
 wildcard_constraints:
@@ -83,6 +84,20 @@ def dataset_params(wildcards):
 
 def spec_json(wildcards):
     return as_json(RUN_SPECS[wildcards.run])
+
+
+def figure_sheet(wildcards):
+    sheet = RUN_SHEET[RUN_SHEET["study"] == wildcards.study]
+    return sheet[sheet["experiment"].isin(FIGURES[wildcards.study][wildcards.fig])]
+
+
+def figure_metric_files(wildcards):
+    runs = sorted(figure_sheet(wildcards)["run"].unique())
+    return [f"results/metrics/{wildcards.study}/{run}.parquet" for run in runs]
+
+
+def figure_sheet_json(wildcards):
+    return as_json(figure_sheet(wildcards).to_dict("records"))
 
 
 def study_metric_files(wildcards):

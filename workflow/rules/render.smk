@@ -21,7 +21,7 @@ rule aggregate:
 
 rule figure:
     input:
-        "results/tables/{study}.parquet",
+        figure_metric_files,
     output:
         pdf="results/figures/{study}/{fig}.pdf",
         png="results/figures/{study}/{fig}.png",
@@ -32,8 +32,10 @@ rule figure:
         CONDA_ENV
     params:
         config=figure_config_json,
+        sheet=figure_sheet_json,
         code_version=CODE["figures"],
     shell:
-        "python -m ncrepro figure --study {wildcards.study} --fig {wildcards.fig} --table {input} "
+        "python -m ncrepro figure --study {wildcards.study} --fig {wildcards.fig} "
+        "--metrics {input} --sheet '{params.sheet}' "
         "--config '{params.config}' --runs-dir results/runs/{wildcards.study} "
         "--out {output.pdf} > {log} 2>&1"

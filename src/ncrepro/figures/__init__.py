@@ -68,11 +68,10 @@ def save_figure(fig, pdf_path: Path) -> Path:
 def write_provenance(
     out_path: Path,
     *,
-    table_path: Path,
+    inputs: list[Path],
     rows: pd.DataFrame,
     runs_dir: Path,
     caption: str,
-    extra_inputs: list[Path] = (),
 ) -> None:
     """`<figure>.provenance.json`: the rows used, their runs, sha256 of every input."""
     runs = sorted(rows["run"].unique()) if "run" in rows else []
@@ -89,7 +88,6 @@ def write_provenance(
                 "checkpoints": record["checkpoints"],
             }
         )
-    inputs = [table_path, *extra_inputs]
     atomic_write_json(
         Path(out_path).with_suffix(".provenance.json"),
         {

@@ -55,9 +55,10 @@ def stand_in_sentence(config: dict, dataset_keys, archs) -> str:
 
 def training_sentence(config: dict) -> str:
     t = config["nc_limits"]["training"]
+    lrs = ", ".join(f"{ARCH_NAMES.get(a, a)} {lr:g}" for a, lr in config["nc_limits"]["lr"].items())
     return (
-        f"Preset '{config['preset']}': SGD momentum {t['momentum']}, weight decay "
-        f"{t['weight_decay']}, batch {t['batch_size']}, {t['steps']} iterations, "
+        f"Preset '{config['preset']}': initial LR {lrs}; SGD momentum {t['momentum']}, "
+        f"weight decay {t['weight_decay']}, batch {t['batch_size']}, {t['steps']} iterations, "
         f"{t['lr_schedule']} LR, cross-entropy, no augmentation. "
         "Variances at iteration t use class means of the same checkpoint t "
         "(the paper writes the means at the final time T). "
