@@ -13,12 +13,15 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/render.smk"
+include: "workflow/rules/class_encoding.smk"
 
 
 localrules:
     all,
     aggregate,
     figure,
+    ufm_figure,
+    ufm_encoding_table,
 
 
 rule all:

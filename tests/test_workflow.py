@@ -24,8 +24,11 @@ def test_paper_dry_run_job_counts(tmp_path):
         "metrics": 15,
         "aggregate": 1,
         "figure": 3,
+        "ufm_solve": 1,
+        "ufm_figure": 3,
+        "ufm_encoding_table": 1,
         "all": 1,
-        "total": 55,
+        "total": 60,
     }
     assert elapsed < 60
 
@@ -57,6 +60,13 @@ def test_smoke_pipeline_outputs(smoke_run):
         for ext in ("pdf", "png", "provenance.json"):
             path = work / f"results/figures/nc_limits/{fig}.{ext}"
             assert path.exists() and path.stat().st_size > 0, path
+    for fig in ("fig1", "transition", "encodings"):
+        assert (work / f"results/figures/class_encoding/{fig}.png").stat().st_size > 10_000
+    ufm = pd.read_parquet(work / "results/tables/class_encoding.parquet")
+    exact = ufm[ufm["theory"].notna()]
+    assert len(exact) > 500 and exact["residual"].abs().max() < 1e-6
+    encodings = (work / "results/tables/class_encoding/encodings.md").read_text()
+    assert "label smoothing" in encodings
     for dataset in ("digits", "synth10"):
         manifest = json.loads((work / f"results/data/{dataset}/manifest.json").read_text())
         assert manifest["dataset"] == dataset or manifest
@@ -120,8 +130,21 @@ def test_single_figure_runs_only_what_it_needs(tmp_path):
     """fig2 (one ResNet18/CIFAR-10 run) does not pull in the rest of the paper grid."""
     work = workflow_copy(tmp_path)
     # the target goes first: --configfile takes every following word
-    result = snakemake(work, "results/figures/nc_limits/fig2.pdf", "-n", "--cores", "all",
-                       "--configfile", "presets/paper.yaml")
+    result = snakemake(
+        work,
+        "results/figures/nc_limits/fig2.pdf",
+        "-n",
+        "--cores",
+        "all",
+        "--configfile",
+        "presets/paper.yaml",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert job_counts(result.stdout) == {"prepare_data": 1, "train": 1, "features": 1,
-                                         "metrics": 1, "figure": 1, "total": 5}
+    assert job_counts(result.stdout) == {
+        "prepare_data": 1,
+        "train": 1,
+        "features": 1,
+        "metrics": 1,
+        "figure": 1,
+        "total": 5,
+    }

@@ -90,22 +90,49 @@ def cmd_figure(args) -> None:
 
     import pandas as pd
 
+    from ncrepro.aggregate import aggregate_study
     from ncrepro.figures import save_figure, write_provenance
 
-    from ncrepro.aggregate import aggregate_study
-
     module = importlib.import_module(f"ncrepro.figures.{args.study}")
-    metric_files = [Path(p) for p in args.metrics]
-    # The same join as the study table, restricted to this figure's runs.
-    sheet = pd.DataFrame(args.sheet)
-    table = aggregate_study(args.study, sheet, metric_files, Path(args.runs_dir))
+    if args.table:  # studies without runs render from their table
+        inputs = [Path(args.table)]
+        table = pd.read_parquet(args.table)
+    else:  # the same join as the study table, restricted to this figure's runs
+        inputs = [Path(p) for p in args.metrics]
+        sheet = pd.DataFrame(args.sheet)
+        table = aggregate_study(args.study, sheet, inputs, Path(args.runs_dir))
     fig, rows, caption = module.FIGURES[args.fig](table, args.config)
     out = Path(args.out)
     save_figure(fig, out)
-    write_provenance(
-        out, inputs=metric_files, rows=rows, runs_dir=Path(args.runs_dir), caption=caption
-    )
+    write_provenance(out, inputs=inputs, rows=rows, runs_dir=Path(args.runs_dir), caption=caption)
     _log(f"{args.study} {args.fig}: {len(rows)} rows -> {out} (+ .png, .provenance.json)")
+
+
+def cmd_ufm_solve(args) -> None:
+    from ncrepro.class_encoding import run_study, write_parquet
+
+    table = run_study(args.block)
+    write_parquet(table, args.out)
+    has = table["theory"].notna()
+    worst = table.loc[has, "residual"].abs().max()
+    _log(f"class_encoding: {len(table)} rows, max |value - theory| {worst:.3g} -> {args.out}")
+
+
+def cmd_ufm_table(args) -> None:
+    import pandas as pd
+
+    from ncrepro.figures import write_provenance
+    from ncrepro.figures.class_encoding import write_table
+
+    rows = write_table(pd.read_parquet(args.table), args.out_csv, args.out_md)
+    write_provenance(
+        Path(args.out_csv),
+        inputs=[Path(args.table)],
+        rows=rows,
+        runs_dir=Path("results/runs"),
+        caption="class_encoding encoding table",
+    )
+    _log(f"encoding table: {len(rows)} rows -> {args.out_csv}, {args.out_md}")
 
 
 def cmd_check_config(args) -> None:
@@ -166,12 +193,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("figure", help="render one figure (PDF + PNG + provenance)")
     p.add_argument("--study", required=True)
     p.add_argument("--fig", required=True)
-    p.add_argument("--metrics", nargs="+", required=True)
-    p.add_argument("--sheet", type=_json, required=True)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--metrics", nargs="+", help="metric files of the figure's runs")
+    source.add_argument("--table", help="the study table (studies without runs)")
+    p.add_argument("--sheet", type=_json, default=[])
     p.add_argument("--config", type=_json, required=True)
-    p.add_argument("--runs-dir", required=True)
+    p.add_argument("--runs-dir", default="results/runs")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_figure)
+
+    p = sub.add_parser("ufm-solve", help="class_encoding: solve every UFM experiment")
+    p.add_argument("--block", type=_json, required=True, help="the class_encoding config")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_ufm_solve)
+
+    p = sub.add_parser("ufm-table", help="class_encoding: the encoding table (CSV + Markdown)")
+    p.add_argument("--table", required=True)
+    p.add_argument("--out-csv", required=True)
+    p.add_argument("--out-md", required=True)
+    p.set_defaults(func=cmd_ufm_table)
 
     p = sub.add_parser("check-config", help="validate config files (merged in order)")
     p.add_argument("files", nargs="+")

@@ -24,17 +24,25 @@ CODE = {
     "features": code_version("features", "train", "models", "data"),
     "metrics": code_version("metrics", "evaluate.py"),
     "aggregate": code_version("aggregate.py", "runsheet.py"),
-    "figures": code_version("figures", "provenance.py"),
+    "figures": code_version("figures", "provenance.py", "aggregate.py"),
+    "ufm": code_version("ufm", "class_encoding.py", "provenance.py"),
 }
 # The experiments each figure shows: building one figure runs only their runs.
-FIGURES = {"nc_limits": {"fig1": ["curves"], "fig2": ["curves"], "fig3": ["grid"]}}
+FIGURES = {
+    "nc_limits": {"fig1": ["curves"], "fig2": ["curves"], "fig3": ["grid"]},
+    "class_encoding": {"fig1": [], "transition": [], "encodings": []},
+}
+# Studies whose figures come from trained runs (metric files); the others have
+# their own rules (class_encoding solves the UFM directly).
+RUN_STUDIES = "nc_limits"
+TABLES = {"class_encoding": ["encodings"]}
 
 
 wildcard_constraints:
     study="[a-z_]+",
     run="[A-Za-z0-9_.-]+",
     dataset="[a-z0-9_]+",
-    fig="fig[0-9]+",
+    fig="[a-z0-9_]+",
 
 
 def as_json(obj):
@@ -116,7 +124,7 @@ def sheet_json(wildcards):
 
 
 def figure_config_json(wildcards):
-    study = wildcards.study
+    study = getattr(wildcards, "study", "class_encoding")
     return as_json(
         {
             "preset": config["preset"],
@@ -135,4 +143,9 @@ def all_targets():
     for study in enabled_studies():
         targets.append(f"results/tables/{study}.parquet")
         targets += [f"results/figures/{study}/{fig}.pdf" for fig in FIGURES[study]]
+        targets += [f"results/tables/{study}/{t}.csv" for t in TABLES.get(study, [])]
     return targets
+
+
+def study_block_json(study):
+    return as_json(config[study])

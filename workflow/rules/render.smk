@@ -8,6 +8,8 @@ rule aggregate:
         "results/tables/{study}.parquet",
     log:
         "results/logs/aggregate/{study}.log",
+    wildcard_constraints:
+        study=RUN_STUDIES,
     conda:
         CONDA_ENV
     params:
@@ -28,6 +30,8 @@ rule figure:
         provenance="results/figures/{study}/{fig}.provenance.json",
     log:
         "results/logs/figures/{study}/{fig}.log",
+    wildcard_constraints:
+        study=RUN_STUDIES,
     conda:
         CONDA_ENV
     params:

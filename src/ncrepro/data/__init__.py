@@ -70,15 +70,17 @@ def _digits(split: str, test_fraction: float = 0.3, seed: int = 0):
     digits = load_digits()
     images = np.round(digits.images * (255 / 16)).astype(np.uint8)[:, None]
     rows = np.arange(len(images))
-    train, test = train_test_split(rows, test_size=test_fraction, random_state=seed,
-                                   stratify=digits.target)
+    train, test = train_test_split(
+        rows, test_size=test_fraction, random_state=seed, stratify=digits.target
+    )
     chosen = np.sort(train if split == "train" else test)
     classes = [str(i) for i in range(10)]
     return images[chosen], digits.target[chosen].astype(np.int64), classes, chosen
 
 
-def load_split(name: str, split: str, *, root: str | Path = "data", download: bool = False,
-               **params) -> RawSplit:
+def load_split(
+    name: str, split: str, *, root: str | Path = "data", download: bool = False, **params
+) -> RawSplit:
     """One split of a dataset as uint8 images and int64 labels."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
@@ -121,9 +123,13 @@ def _npz_bytes(split: RawSplit) -> bytes:
 def prepare(name: str, params: dict, root: str, download: bool, out_dir: Path) -> dict:
     """Write train/test npz files and manifest.json into `out_dir`; return the manifest."""
     out_dir = Path(out_dir)
-    manifest = {"format_version": FORMAT_VERSION, "dataset": name, "params": params,
-                "source": "bundled" if DATASETS.get(name, {}).get("bundled") else
-                f"data.root = {root}", "splits": {}}
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "dataset": name,
+        "params": params,
+        "source": "bundled" if DATASETS.get(name, {}).get("bundled") else f"data.root = {root}",
+        "splits": {},
+    }
     for split_name in SPLITS:
         split = load_split(name, split_name, root=root, download=download, **params)
         path = out_dir / f"{split_name}.npz"

@@ -64,14 +64,24 @@ def _corrupt(path: Path, why: str) -> ValueError:
 MNIST_FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 MNIST_CLASSES = {
     "mnist": [str(i) for i in range(10)],
-    "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                      "Sneaker", "Bag", "Ankle boot"],
+    "fashion_mnist": [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ],
 }
 
 
 def read_idx(path: Path, magic: int) -> np.ndarray:
     gz = Path(str(path) + ".gz")
-    raw = (gzip.open(gz).read() if not path.exists() and gz.exists() else path.read_bytes())
+    raw = gzip.open(gz).read() if not path.exists() and gz.exists() else path.read_bytes()
     if len(raw) < 8:
         raise _corrupt(path, "too short")
     found = int.from_bytes(raw[:4], "big")
@@ -164,6 +174,5 @@ def load_stl10(split: str, root: Path, download: bool):
     if len(labels) != len(images) or labels.min(initial=0) < 0:
         raise _corrupt(folder / files[1], "labels do not match the images")
     names_file = folder / "class_names.txt"
-    classes = (names_file.read_text().split() if names_file.exists()
-               else [str(i) for i in range(10)])
+    classes = names_file.read_text().split() if names_file.exists() else [str(i) for i in range(10)]
     return np.ascontiguousarray(images), labels, classes

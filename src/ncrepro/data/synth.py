@@ -57,8 +57,12 @@ def generate(
     dx, dy = rng.integers(-shift, shift + 1, (2, n))
     rows = (np.arange(image_size)[None, :] - dy[:, None]) % image_size
     cols = (np.arange(image_size)[None, :] - dx[:, None]) % image_size
-    x = x[np.arange(n)[:, None, None, None], np.arange(3)[None, :, None, None],
-          rows[:, None, :, None], cols[:, None, None, :]]
+    x = x[
+        np.arange(n)[:, None, None, None],
+        np.arange(3)[None, :, None, None],
+        rows[:, None, :, None],
+        cols[:, None, None, :],
+    ]
     contrast = rng.uniform(0.6, 1.4, (n, 1, 1, 1))
     colour = rng.normal(0.0, 0.3, (n, 3, 1, 1))
     x = contrast * x + colour
