@@ -69,7 +69,8 @@ def test_smoke_pipeline_outputs(smoke_run):
     assert "label smoothing" in encodings
     for dataset in ("digits", "synth10"):
         manifest = json.loads((work / f"results/data/{dataset}/manifest.json").read_text())
-        assert manifest["dataset"] == dataset or manifest
+        assert manifest["dataset"] == {"digits": "digits", "synth10": "synth"}[dataset]
+        assert len(manifest["splits"]["train"]["sha256"]) == 64
     table = pd.read_parquet(work / "results/tables/nc_limits.parquet")
     for column in [
         "study",

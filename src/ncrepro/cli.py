@@ -234,12 +234,17 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ncrepro.train.loop import Interrupted
+
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
     except user_errors() as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2
+    except Interrupted as exc:  # SIGTERM (preemption, time limit): state saved, rerun resumes
+        print(f"interrupted: {exc}; rerun to resume", file=sys.stderr, flush=True)
+        return 143
     return 0
 
 
