@@ -10,3 +10,14 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """The smoke preset run end to end once (with --notemp) in a copy of the repository."""
+    from pipeline import snakemake, workflow_copy
+
+    work = workflow_copy(tmp_path_factory.mktemp("smoke"))
+    result = snakemake(work, "--cores", "2", "--configfile", "presets/smoke.yaml", "--notemp")
+    assert result.returncode == 0, result.stderr[-5000:]
+    return work

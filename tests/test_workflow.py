@@ -45,14 +45,6 @@ def test_lint_and_format(repo):
     assert fmt.returncode == 0, fmt.stderr
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    work = workflow_copy(tmp_path_factory.mktemp("smoke"))
-    result = snakemake(work, "--cores", "2", "--configfile", "presets/smoke.yaml", "--notemp")
-    assert result.returncode == 0, result.stderr[-5000:]
-    return work
-
-
 @pytest.mark.slow
 def test_smoke_pipeline_outputs(smoke_run):
     work = smoke_run

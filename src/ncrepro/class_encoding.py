@@ -545,3 +545,33 @@ def encoding_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------- command line
+
+
+def encoding_cell_sources(table: pd.DataFrame, wide: pd.DataFrame) -> dict[str, list[dict]]:
+    """For `ncrepro audit --cell`: the long-table rows behind each encoding-table cell."""
+    rows = table[table["experiment"] == "encodings"]
+    keep = [
+        "encoding",
+        "delta",
+        "seed",
+        "class_sizes",
+        "lambda_b",
+        "metric",
+        "value",
+        "theory",
+        "residual",
+        "source",
+    ]
+    cells = {}
+    for i, record in wide.iterrows():
+        match = rows[
+            (rows["encoding"] == record["encoding_key"])
+            & (rows["delta"] == record["delta"])
+            & (rows["seed"] == record["seed"])
+            & (rows["class_sizes"] == record["class_sizes"])
+        ]
+        for metric, _ in TABLE_METRICS:
+            sources = match.loc[match["metric"] == metric, keep].to_dict("records")
+            cells[f"{i}|{metric}_value"] = sources
+            cells[f"{i}|{metric}_theory"] = sources
+    return cells

@@ -74,7 +74,7 @@ def cmd_aggregate(args) -> None:
     import pandas as pd
 
     from ncrepro.aggregate import aggregate_study
-    from ncrepro.provenance import atomic_path
+    from ncrepro.provenance import atomic_path, write_provenance
 
     sheet = pd.DataFrame(args.sheet)
     table = aggregate_study(args.study, sheet, [Path(p) for p in args.metrics], Path(args.runs_dir))
@@ -82,6 +82,14 @@ def cmd_aggregate(args) -> None:
     tmp = atomic_path(Path(args.out))
     table.to_parquet(tmp, index=False)
     tmp.replace(args.out)
+    write_provenance(
+        Path(args.out),
+        inputs=[Path(p) for p in args.metrics],
+        rows=table,
+        runs_dir=Path(args.runs_dir),
+        caption=f"{args.study}: every metric of every checkpoint of every run",
+        outputs=[Path(args.out)],
+    )
     _log(f"{args.study}: {len(table)} rows from {table['run'].nunique()} runs -> {args.out}")
 
 
@@ -91,7 +99,8 @@ def cmd_figure(args) -> None:
     import pandas as pd
 
     from ncrepro.aggregate import aggregate_study
-    from ncrepro.figures import save_figure, write_provenance
+    from ncrepro.figures import save_figure
+    from ncrepro.provenance import write_provenance
 
     module = importlib.import_module(f"ncrepro.figures.{args.study}")
     if args.table:  # studies without runs render from their table
@@ -103,16 +112,32 @@ def cmd_figure(args) -> None:
         table = aggregate_study(args.study, sheet, inputs, Path(args.runs_dir))
     fig, rows, caption = module.FIGURES[args.fig](table, args.config)
     out = Path(args.out)
-    save_figure(fig, out)
-    write_provenance(out, inputs=inputs, rows=rows, runs_dir=Path(args.runs_dir), caption=caption)
+    png = save_figure(fig, out)
+    write_provenance(
+        out,
+        inputs=inputs,
+        rows=rows,
+        runs_dir=Path(args.runs_dir),
+        caption=caption,
+        outputs=[out, png],
+    )
     _log(f"{args.study} {args.fig}: {len(rows)} rows -> {out} (+ .png, .provenance.json)")
 
 
 def cmd_ufm_solve(args) -> None:
     from ncrepro.class_encoding import run_study, write_parquet
+    from ncrepro.provenance import write_provenance
 
     table = run_study(args.block)
     write_parquet(table, args.out)
+    write_provenance(
+        Path(args.out),
+        inputs=[],
+        rows=table,
+        caption="class_encoding: global UFM minimisers vs closed forms",
+        outputs=[Path(args.out)],
+        extra={"config": args.block},
+    )
     has = table["theory"].notna()
     worst = table.loc[has, "residual"].abs().max()
     _log(f"class_encoding: {len(table)} rows, max |value - theory| {worst:.3g} -> {args.out}")
@@ -121,18 +146,42 @@ def cmd_ufm_solve(args) -> None:
 def cmd_ufm_table(args) -> None:
     import pandas as pd
 
-    from ncrepro.figures import write_provenance
+    from ncrepro.class_encoding import encoding_cell_sources
     from ncrepro.figures.class_encoding import write_table
+    from ncrepro.provenance import write_provenance
 
-    rows = write_table(pd.read_parquet(args.table), args.out_csv, args.out_md)
+    long = pd.read_parquet(args.table)
+    rows = write_table(long, args.out_csv, args.out_md)
     write_provenance(
         Path(args.out_csv),
         inputs=[Path(args.table)],
         rows=rows,
-        runs_dir=Path("results/runs"),
-        caption="class_encoding encoding table",
+        caption="class_encoding encoding table: numerics vs theory",
+        outputs=[Path(args.out_csv), Path(args.out_md)],
+        cells=encoding_cell_sources(long, rows),
     )
     _log(f"encoding table: {len(rows)} rows -> {args.out_csv}, {args.out_md}")
+
+
+def cmd_audit(args) -> int:
+    from ncrepro.audit import audit, cell_sources
+
+    if args.cell:
+        row, column = int(args.cell[0]), args.cell[1]
+        for source in cell_sources(args.file, row, column):
+            print("  ".join(f"{k}={v}" for k, v in source.items()))
+        return 0
+    result = audit(args.file)
+    print("\n".join(result.lines))
+    if result.mismatches:
+        print(
+            f"audit FAILED: {len(result.mismatches)} file(s) changed or missing since "
+            f"they were recorded: {', '.join(result.mismatches)}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"audit ok: {result.checked} files verified")
+    return 0
 
 
 def cmd_check_config(args) -> None:
@@ -213,6 +262,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-md", required=True)
     p.set_defaults(func=cmd_ufm_table)
 
+    p = sub.add_parser("audit", help="verify a figure/table's provenance back to data files")
+    p.add_argument("file")
+    p.add_argument(
+        "--cell",
+        nargs=2,
+        metavar=("ROW", "COLUMN"),
+        help="list the raw values one table cell aggregates",
+    )
+    p.set_defaults(func=cmd_audit)
+
     p = sub.add_parser("check-config", help="validate config files (merged in order)")
     p.add_argument("files", nargs="+")
     p.set_defaults(func=cmd_check_config)
@@ -220,10 +279,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
+    from ncrepro.audit import AuditError
     from ncrepro.config import ConfigError
     from ncrepro.train.loop import CheckpointError
 
-    errors: list[type[BaseException]] = [ConfigError, CheckpointError, FileNotFoundError]
+    errors: list[type[BaseException]] = [
+        ConfigError,
+        CheckpointError,
+        FileNotFoundError,
+        AuditError,
+    ]
     try:
         from ncrepro.data import DatasetMissingError
 
@@ -238,14 +303,14 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        status = args.func(args)
     except user_errors() as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2
     except Interrupted as exc:  # SIGTERM (preemption, time limit): state saved, rerun resumes
         print(f"interrupted: {exc}; rerun to resume", file=sys.stderr, flush=True)
         return 143
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

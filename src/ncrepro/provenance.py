@@ -114,3 +114,57 @@ def atomic_path(path: str | Path):
     os.close(fd)
     os.chmod(tmp, FILE_MODE)
     return Path(tmp)
+
+
+ROW_KEYS = ["experiment", "run", "seed", "step", "split", "metric", "value"]
+
+
+def write_provenance(
+    out_path: Path,
+    *,
+    inputs: list[Path],
+    rows,
+    caption: str = "",
+    runs_dir: Path | None = None,
+    outputs: list[Path] = (),
+    cells: dict | None = None,
+    extra: dict | None = None,
+) -> Path:
+    """`<out>.provenance.json` beside a figure or table: sha256 of the outputs and every
+    input, the rows used (key columns), the runs they came from (run.json hash and
+    checkpoints) and, for tables, the source rows of every cell. `ncrepro audit` reads it.
+    """
+    runs = sorted(rows["run"].unique()) if runs_dir is not None and "run" in rows else []
+    run_entries = []
+    for run in runs:
+        run_json = Path(runs_dir) / run / "run.json"
+        record = json.loads(run_json.read_text())
+        run_entries.append(
+            {
+                "run": run,
+                "run_json": str(run_json),
+                "run_json_sha256": sha256_file(run_json),
+                "status": record["status"],
+                "checkpoints": record["checkpoints"],
+            }
+        )
+    path = Path(out_path).with_suffix(".provenance.json")
+    atomic_write_json(
+        path,
+        {
+            "output": str(out_path),
+            "caption": caption,
+            "outputs": [{"path": str(p), "sha256": sha256_file(p)} for p in outputs],
+            "inputs": [{"path": str(p), "sha256": sha256_file(p)} for p in inputs],
+            "rows": {
+                "count": int(len(rows)),
+                "runs": runs,
+                "metrics": sorted(rows["metric"].unique()) if "metric" in rows else [],
+                "values": rows[[c for c in ROW_KEYS if c in rows]].to_dict("records"),
+            },
+            "runs": run_entries,
+            **({"cells": cells} if cells is not None else {}),
+            **(extra or {}),
+        },
+    )
+    return path

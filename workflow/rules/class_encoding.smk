@@ -4,7 +4,8 @@
 
 rule ufm_solve:
     output:
-        "results/tables/class_encoding.parquet",
+        table="results/tables/class_encoding.parquet",
+        provenance="results/tables/class_encoding.provenance.json",
     log:
         "results/logs/class_encoding/solve.log",
     conda:
@@ -13,7 +14,7 @@ rule ufm_solve:
         block=study_block_json("class_encoding"),
         code_version=CODE["ufm"],
     shell:
-        "python -m ncrepro ufm-solve --block '{params.block}' --out {output} > {log} 2>&1"
+        "python -m ncrepro ufm-solve --block '{params.block}' --out {output.table} > {log} 2>&1"
 
 
 rule ufm_figure:

@@ -5,7 +5,8 @@ rule aggregate:
     input:
         study_metric_files,
     output:
-        "results/tables/{study}.parquet",
+        table="results/tables/{study}.parquet",
+        provenance="results/tables/{study}.provenance.json",
     log:
         "results/logs/aggregate/{study}.log",
     wildcard_constraints:
@@ -17,7 +18,7 @@ rule aggregate:
         code_version=CODE["aggregate"],
     shell:
         "python -m ncrepro aggregate --study {wildcards.study} --sheet '{params.sheet}' "
-        "--metrics {input} --runs-dir results/runs/{wildcards.study} --out {output} "
+        "--metrics {input} --runs-dir results/runs/{wildcards.study} --out {output.table} "
         "--code-version {params.code_version} > {log} 2>&1"
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -10,17 +9,15 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from ncrepro.provenance import atomic_path, atomic_write_json, sha256_file  # noqa: E402
+from ncrepro.provenance import atomic_path, write_provenance  # noqa: E402, F401
 
 PALETTE = {
     "train_variance": "#6a3d9a",  # purple, as in the paper
     "strong_test_variance": "#111111",  # black
     "weak_test_variance": "#e08214",
 }
-ROW_KEYS = ["experiment", "run", "seed", "step", "split", "metric", "value"]
 LABELS = {
     "train_variance": "TrainVariance",
     "strong_test_variance": "StrongTestVariance",
@@ -63,43 +60,3 @@ def save_figure(fig, pdf_path: Path) -> Path:
         os.replace(tmp, path)
     plt.close(fig)
     return png_path
-
-
-def write_provenance(
-    out_path: Path,
-    *,
-    inputs: list[Path],
-    rows: pd.DataFrame,
-    runs_dir: Path,
-    caption: str,
-) -> None:
-    """`<figure>.provenance.json`: the rows used, their runs, sha256 of every input."""
-    runs = sorted(rows["run"].unique()) if "run" in rows else []
-    run_entries = []
-    for run in runs:
-        run_json = runs_dir / run / "run.json"
-        record = json.loads(run_json.read_text())
-        run_entries.append(
-            {
-                "run": run,
-                "run_json": str(run_json),
-                "run_json_sha256": sha256_file(run_json),
-                "status": record["status"],
-                "checkpoints": record["checkpoints"],
-            }
-        )
-    atomic_write_json(
-        Path(out_path).with_suffix(".provenance.json"),
-        {
-            "output": str(out_path),
-            "caption": caption,
-            "inputs": [{"path": str(p), "sha256": sha256_file(p)} for p in inputs],
-            "rows": {
-                "count": int(len(rows)),
-                "runs": runs,
-                "metrics": sorted(rows["metric"].unique()) if "metric" in rows else [],
-                "values": rows[[c for c in ROW_KEYS if c in rows]].to_dict("records"),
-            },
-            "runs": run_entries,
-        },
-    )

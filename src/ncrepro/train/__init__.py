@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -67,7 +66,6 @@ def run_training(
         torch.use_deterministic_algorithms(True, warn_only=True)
     t0 = time.perf_counter()
     train_split = load_prepared(data_dir, "train")
-    manifest = json.loads((data_dir / "manifest.json").read_text())
     num_classes = len(train_split.class_names)
     model = build_for_spec(spec, num_classes, tuple(train_split.images.shape[1:]))
     n_params = sum(p.numel() for p in model.parameters())
@@ -100,7 +98,7 @@ def run_training(
         device=dev,
         wall_time_s=time.perf_counter() - t0,
         code_version=code_version,
-        data_manifest=manifest,
+        data_dir=data_dir,
         n_params=n_params,
     )
     log(f"run {run}: {result.status} at step {result.final_step} in {record['wall_time_s']:.1f} s")

@@ -8,6 +8,7 @@ continues exactly as an uninterrupted run would (bit-identical on CPU).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -280,7 +281,7 @@ def write_run_record(
     device: torch.device,
     wall_time_s: float,
     code_version: str,
-    data_manifest: dict,
+    data_dir: Path,
     n_params: int,
 ) -> dict:
     record = {
@@ -293,8 +294,14 @@ def write_run_record(
             for step, name in result.checkpoints.items()
         ],
         "n_parameters": n_params,
-        "n_train": int(data_manifest["splits"]["train"]["n"]),
-        "data_manifest_sha256": data_manifest.get("_sha256"),
+        "n_train": int(
+            json.loads((data_dir / "manifest.json").read_text())["splits"]["train"]["n"]
+        ),
+        "data": {
+            "dir": str(data_dir),
+            "manifest": str(data_dir / "manifest.json"),
+            "manifest_sha256": sha256_file(data_dir / "manifest.json"),
+        },
         "code_version": code_version,
         "git": git_state(),
         "packages": package_versions(),

@@ -1,0 +1,200 @@
+"""Fine-tuning probe (Hui et al. 2022, §4.2 and appendix B) and feature extraction.
+
+The pretrained model is copied; its classifier is replaced by a new, seeded
+`nn.Linear(feature_dim, num_classes)`; then *all* weights are trained with SGD
+(momentum, weight decay, cosine LR from `lr`) on the downstream train set, and
+the copy is evaluated on the downstream test set. The pretrained model itself is
+never modified.
+
+Determinism: the new head's init, the batch order (`batch_indices`, seeded by
+(seed, step)) and any stochastic layer (dropout) use RNG state forked from the
+global one and seeded with `seed`, so a call is a pure function of its inputs on
+CPU and leaves the caller's RNG state untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from ncrepro.metrics import accuracy as _accuracy
+from ncrepro.metrics import cross_entropy as _cross_entropy
+from ncrepro.train.device_data import DeviceDataset, Normalizer, batch_indices, crop_flip
+from ncrepro.train.loop import lr_at, resolve_device
+
+
+def _device(device) -> torch.device:
+    if isinstance(device, torch.device):
+        return device
+    return resolve_device(str(device))
+
+
+def _normalizer(normalizer, train_images: np.ndarray, device: torch.device) -> Normalizer:
+    """A Normalizer as given, or fitted on the downstream train images for a kind string."""
+    if isinstance(normalizer, Normalizer):
+        return normalizer.to(device)
+    return Normalizer.fit(train_images, str(normalizer)).to(device)
+
+
+def feature_dim(model: nn.Module) -> int:
+    dim = getattr(model, "feature_dim", None)
+    return int(dim) if dim is not None else int(model.classifier.in_features)
+
+
+@torch.no_grad()
+def _outputs(model, images: np.ndarray, normalizer: Normalizer, device, batch_size, fn):
+    """`fn(model, x)` over `images` (uint8 N×C×H×W) in eval mode, as float32 numpy."""
+    was_training = model.training
+    model.eval()
+    chunks = []
+    try:
+        for start in range(0, len(images), batch_size):
+            batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size]))
+            chunks.append(fn(model, normalizer(batch.to(device))).float().cpu().numpy())
+    finally:
+        model.train(was_training)
+    if not chunks:
+        return np.zeros((0, 0), np.float32)
+    return np.concatenate(chunks)
+
+
+def extract_features(
+    model: nn.Module,
+    images: np.ndarray,
+    *,
+    normalizer: Normalizer | str,
+    device="cpu",
+    batch_size: int = 1024,
+) -> np.ndarray:
+    """Penultimate features `model.penultimate(x)` (eval mode) of uint8 images, N×d float32.
+
+    Pass the pretraining run's Normalizer so the features are those the model was
+    trained to produce; a kind string ("pixel", ...) fits one on `images`.
+    """
+    dev = _device(device)
+    norm = _normalizer(normalizer, images, dev)
+    model = model.to(dev)
+    return _outputs(model, images, norm, dev, batch_size, lambda m, x: m.penultimate(x))
+
+
+def finetune_probe(
+    model: nn.Module,
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    test_images: np.ndarray,
+    test_labels: np.ndarray,
+    *,
+    num_classes: int,
+    lr: float,
+    steps: int,
+    batch_size: int,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    seed: int,
+    device="cpu",
+    normalizer: Normalizer | str = "pixel",
+    lr_schedule: str = "cosine",
+    augment: str = "none",
+    eval_batch_size: int = 1024,
+    return_model: bool = False,
+) -> dict:
+    """Fine-tune a copy of `model` with a new head on a downstream task; test accuracy.
+
+    Images are uint8 N×C×H×W, labels int in [0, num_classes). `normalizer`: the
+    pretraining run's Normalizer (recommended: the backbone sees inputs scaled as in
+    pretraining) or a kind string ("pixel", "channel", "none") fitted on
+    `train_images`. Training mirrors `ncrepro.train.loop.train`: SGD with momentum
+    and weight decay on every parameter, `lr_at(step, lr, steps, lr_schedule)`,
+    batches `batch_indices(n, batch_size, step, seed)` (last partial batch dropped),
+    cross-entropy, bf16 autocast on CUDA only, optional crop+flip augmentation.
+
+    Returns {"status", "lr", "seed", "steps_done", "accuracy" (test), "test_loss",
+    "train_accuracy", "train_loss" (eval mode, full downstream train set),
+    "last_batch_loss", "n_train", "n_test"} (+ "model" with `return_model`).
+    A NaN/inf training loss or non-finite evaluation logits gives status "diverged"
+    with NaN accuracies and losses; no exception is raised.
+    """
+    dev = _device(device)
+    norm = _normalizer(normalizer, train_images, dev)
+    data = DeviceDataset(train_images, train_labels, dev)
+    if len(data) == 0:
+        raise ValueError("finetune_probe needs at least one training sample")
+    use_cuda = dev.type == "cuda"
+    status, step, last_loss = "completed", 0, float("nan")
+
+    fork_devices = [dev] if use_cuda else []
+    with torch.random.fork_rng(devices=fork_devices):
+        torch.manual_seed(seed)
+        net = copy.deepcopy(model)
+        net.classifier = nn.Linear(feature_dim(model), num_classes)
+        net.to(dev)
+        if use_cuda and train_images.ndim == 4:
+            net = net.to(memory_format=torch.channels_last)
+        optimizer = torch.optim.SGD(
+            net.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
+        )
+        net.train()
+        while step < steps:
+            idx = batch_indices(len(data), batch_size, step, seed).to(dev)
+            batch = data.images[idx]
+            if augment == "crop_flip":
+                batch = crop_flip(batch, step, seed)
+            elif augment != "none":
+                raise ValueError(f"unknown augmentation {augment!r}")
+            x, y = norm(batch), data.labels[idx]
+            if use_cuda and x.ndim == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, lr, steps, lr_schedule)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_cuda):
+                logits = net(x)
+                loss = nn.functional.cross_entropy(logits.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            last_loss = float(loss.detach())
+            if not math.isfinite(last_loss):
+                status = "diverged"
+                break
+
+    result = {
+        "status": status,
+        "lr": float(lr),
+        "seed": int(seed),
+        "steps_done": int(step),
+        "last_batch_loss": last_loss,
+        "n_train": int(len(train_labels)),
+        "n_test": int(len(test_labels)),
+    }
+    nan_metrics = {
+        "accuracy": float("nan"),
+        "test_loss": float("nan"),
+        "train_accuracy": float("nan"),
+        "train_loss": float("nan"),
+    }
+    if status == "completed":
+
+        def logits_of(images):
+            return _outputs(net, images, norm, dev, eval_batch_size, lambda m, x: m(x))
+
+        test_logits, train_logits = logits_of(test_images), logits_of(train_images)
+        if np.isfinite(test_logits).all() and np.isfinite(train_logits).all():
+            result.update(
+                accuracy=_accuracy(test_logits, test_labels),
+                test_loss=_cross_entropy(test_logits, test_labels),
+                train_accuracy=_accuracy(train_logits, train_labels),
+                train_loss=_cross_entropy(train_logits, train_labels),
+            )
+        else:
+            result["status"] = "diverged"
+            result.update(nan_metrics)
+    else:
+        result.update(nan_metrics)
+    if return_model:
+        result["model"] = net
+    return result
