@@ -8,8 +8,9 @@ import pytest
 
 
 def audit(work, *args):
-    return subprocess.run([sys.executable, "-m", "ncrepro", "audit", *args], cwd=work,
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "ncrepro", "audit", *args], cwd=work, capture_output=True, text=True
+    )
 
 
 @pytest.fixture
@@ -23,8 +24,9 @@ def smoke_copy(smoke_run, tmp_path):
 @pytest.mark.slow
 def test_audit_verifies_every_figure_and_table(smoke_run):
     targets = [f"results/figures/nc_limits/{f}.pdf" for f in ("fig1", "fig2", "fig3")]
-    targets += [f"results/figures/class_encoding/{f}.pdf"
-                for f in ("fig1", "transition", "encodings")]
+    targets += [
+        f"results/figures/class_encoding/{f}.pdf" for f in ("fig1", "transition", "encodings")
+    ]
     targets += ["results/tables/nc_limits.parquet", "results/tables/class_encoding/encodings.csv"]
     for target in targets:
         result = audit(smoke_run, target)

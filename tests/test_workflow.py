@@ -141,3 +141,32 @@ def test_single_figure_runs_only_what_it_needs(tmp_path):
         "figure": 1,
         "total": 5,
     }
+
+
+@pytest.mark.slow
+def test_report_has_every_figure_with_its_caption(smoke_run):
+    import zipfile
+
+    result = snakemake(
+        smoke_run, "--configfile", "presets/smoke.yaml", "--report", "results/report.zip"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    archive = zipfile.ZipFile(smoke_run / "results/report.zip")
+    names = [n.rsplit("/", 1)[-1] for n in archive.namelist()]
+    for name in (
+        "fig1.png",
+        "fig2.png",
+        "fig3.png",
+        "transition.png",
+        "encodings.png",
+        "encodings.csv",
+    ):
+        assert name in names, name
+    assert names.count("fig1.png") == 2  # nc_limits and class_encoding
+    html = archive.read("report/report.html").decode()
+    for caption in (
+        "Failure of test collapse",
+        "Neural collapse on CIFAR-10",
+        "Bias transition of Theorem III.1",
+    ):
+        assert caption in html

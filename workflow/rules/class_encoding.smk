@@ -22,7 +22,12 @@ rule ufm_figure:
         "results/tables/class_encoding.parquet",
     output:
         pdf="results/figures/class_encoding/{fig}.pdf",
-        png="results/figures/class_encoding/{fig}.png",
+        png=report(
+            "results/figures/class_encoding/{fig}.png",
+            caption="../report/class_encoding.rst",
+            category="class_encoding",
+            labels={"study": "class_encoding", "figure": "{fig}"},
+        ),
         provenance="results/figures/class_encoding/{fig}.provenance.json",
     log:
         "results/logs/figures/class_encoding/{fig}.log",
@@ -40,7 +45,12 @@ rule ufm_encoding_table:
     input:
         "results/tables/class_encoding.parquet",
     output:
-        csv="results/tables/class_encoding/encodings.csv",
+        csv=report(
+            "results/tables/class_encoding/encodings.csv",
+            caption="../report/class_encoding_table.rst",
+            category="class_encoding",
+            labels={"study": "class_encoding", "table": "encodings"},
+        ),
         md="results/tables/class_encoding/encodings.md",
         provenance="results/tables/class_encoding/encodings.provenance.json",
     log:

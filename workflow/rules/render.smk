@@ -27,7 +27,12 @@ rule figure:
         figure_metric_files,
     output:
         pdf="results/figures/{study}/{fig}.pdf",
-        png="results/figures/{study}/{fig}.png",
+        png=report(
+            "results/figures/{study}/{fig}.png",
+            caption="../report/nc_limits.rst",
+            category="{study}",
+            labels={"study": "{study}", "figure": "{fig}"},
+        ),
         provenance="results/figures/{study}/{fig}.provenance.json",
     log:
         "results/logs/figures/{study}/{fig}.log",
