@@ -14,11 +14,7 @@ from collections.abc import Callable, Iterable
 
 def _usable(entry: dict) -> bool:
     acc = entry.get("accuracy")
-    return (
-        entry.get("status") != "diverged"
-        and acc is not None
-        and math.isfinite(float(acc))
-    )
+    return entry.get("status") != "diverged" and acc is not None and math.isfinite(float(acc))
 
 
 def select_best(sweep: list[dict]) -> tuple[float | None, float]:
