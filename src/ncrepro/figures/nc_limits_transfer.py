@@ -228,10 +228,13 @@ def fig4(table: pd.DataFrame, config: dict, *, experiment: str = TRAIN_SIZE_EXPE
                 ax.annotate(
                     f"{100 * p['acc']:.1f}%",
                     (p["x"], p["y"]),
-                    xytext=(0, 9),
+                    xytext=(7, 7),
                     textcoords="offset points",
-                    ha="center",
+                    ha="left",
+                    va="bottom",
                     fontsize=8,
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
+                    zorder=4,
                 )
         _maybe_log(ax, cell["x"], "x")
         _maybe_log(ax, cell["y"], "y")
@@ -250,7 +253,8 @@ def fig4(table: pd.DataFrame, config: dict, *, experiment: str = TRAIN_SIZE_EXPE
             )
     fig.tight_layout()
 
-    statuses = per_run.drop_duplicates("run")["status"].value_counts() if len(per_run) else {}
+    by_run = rows.drop_duplicates("run")
+    statuses = by_run["status"].value_counts() if "status" in by_run and len(by_run) else {}
     status_text = ", ".join(f"{int(c)} {s}" for s, c in dict(statuses).items())
     sizes = ", ".join(f"{int(v):,}" for v in all_n)
     caption = (
@@ -424,7 +428,9 @@ def fig5(table: pd.DataFrame, config: dict, *, experiment: str = TRANSFER_EXPERI
         cbar.set_label("pretraining checkpoint (SGD step)", fontsize=8)
         _maybe_log(ax, cell["x"], "x")
         ax.margins(x=0.1, y=0.15)
-        ax.set_xlabel("StrongTestVariance of checkpoint\n(pretraining test set)")
+        ax.set_xlabel(
+            "StrongTestVariance of checkpoint\n(pretraining test set; lower = more collapsed)"
+        )
         ax.set_ylabel("fine-tuned test accuracy\n(best over LR sweep)")
         views = (
             per_ckpt.loc[(per_ckpt["dataset"] == dataset) & (per_ckpt["arch"] == arch), "view"]
@@ -457,7 +463,11 @@ def fig5(table: pd.DataFrame, config: dict, *, experiment: str = TRANSFER_EXPERI
         "from that checkpoint with a new classification head, the best over the LR sweep "
         f"{{{', '.join(f'{v:g}' for v in lrs)}}} (diverged LRs ignored: {n_div} of {n_ft} "
         f"fine-tunes diverged"
-        + (f", {n_none} checkpoints had no usable LR and are not plotted" if n_none else "")
+        + (
+            f"; {n_none} (checkpoint, seed) pairs had no usable LR and are left out of the means"
+            if n_none
+            else ""
+        )
         + (f"; most frequent best LR {best_lr:g}" if best_lr is not None else "")
         + f"); mean +/- 1 std over seeds {_seeds(per_ckpt)}. Paper: MLP 3x1024 on MNIST "
         "odd/even -> 10 classes (left), ResNet18 on CIFAR-10 objects/animals -> 8 classes "
@@ -469,6 +479,12 @@ def fig5(table: pd.DataFrame, config: dict, *, experiment: str = TRANSFER_EXPERI
         )
         + _hyper_sentence(
             _pick(rows, "strong_test_variance", "test").drop_duplicates("run"), "Pretraining"
+        )
+        + (
+            "Open squares: linear-probe test accuracy on the frozen penultimate features "
+            "(not reported in the paper, which found it much worse than fine-tuning). "
+            if "linear" in per_ckpt and per_ckpt["linear"].notna().any()
+            else ""
         )
         + "Variances use the class means of the same checkpoint. "
         + _stand_ins(config, "transfer", rows)

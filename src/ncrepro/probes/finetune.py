@@ -73,7 +73,8 @@ def extract_features(
     """Penultimate features `model.penultimate(x)` (eval mode) of uint8 images, N×d float32.
 
     Pass the pretraining run's Normalizer so the features are those the model was
-    trained to produce; a kind string ("pixel", ...) fits one on `images`.
+    trained to produce; a kind string ("pixel", ...) fits one on `images`. The model
+    is moved to `device` (in place, as nn.Module.to does).
     """
     dev = _device(device)
     norm = _normalizer(normalizer, images, dev)
@@ -127,7 +128,7 @@ def finetune_probe(
     status, step, last_loss = "completed", 0, float("nan")
 
     fork_devices = [dev] if use_cuda else []
-    with torch.random.fork_rng(devices=fork_devices):
+    with torch.random.fork_rng(devices=fork_devices, device_type="cuda" if use_cuda else None):
         torch.manual_seed(seed)
         net = copy.deepcopy(model)
         net.classifier = nn.Linear(feature_dim(model), num_classes)
