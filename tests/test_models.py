@@ -1,72 +1,208 @@
-"""Models: one penultimate() per architecture, shapes for every input size, width, seeds."""
+"""Models: the penultimate/classifier contract of every architecture, input sizes, width,
+seeding, channels_last and state_dict round trips. Small widths keep this fast on CPU."""
+
+import io
 
 import pytest
 import torch
+from torch import nn
 
-from ncrepro.models import ARCHITECTURES, build_model, count_parameters
+from ncrepro.models import (
+    ARCHITECTURES,
+    PenultimateModel,
+    arch_params_of,
+    build_model,
+    count_parameters,
+)
 
-SMALL = {"mlp": {"hidden": 64}}
+WIDTH = 0.0625  # 1/16: 4 channels in the first ResNet/VGG stage, growth 2 in DenseNets
+SMALL = {"mlp": {"hidden": 256}}  # × WIDTH = 16 hidden units
+CONV_ARCHS = [a for a in ARCHITECTURES if a != "mlp"]
+K = 7
 
 
-def make(arch, shape, width=0.0625, seed=0):
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These tensors are tiny: a second intra-op thread only adds synchronisation, and on a
+    busy machine it makes the tests 10-100x slower. Restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make(arch, shape, width=WIDTH, seed=0, **params):
     torch.manual_seed(seed)
     return build_model(
         arch,
-        num_classes=7,
+        num_classes=K,
         in_channels=shape[0],
         image_size=shape[1],
         width=width,
-        **SMALL.get(arch, {}),
+        **{**SMALL.get(arch, {}), **params},
     )
 
 
-@pytest.mark.parametrize("arch", ARCHITECTURES)
-@pytest.mark.parametrize("shape", [(1, 8, 8), (3, 32, 32)])
-def test_shapes_and_penultimate(arch, shape):
-    model = make(arch, shape).eval()
-    x = torch.randn(3, *shape)
+def check_contract(model, shape, n=4):
+    """Shapes, forward == classifier(penultimate) exactly, gradients reach every parameter."""
+    assert isinstance(model, PenultimateModel)
+    assert isinstance(model.classifier, nn.Linear)
+    assert model.classifier.in_features == model.feature_dim
+    x = torch.randn(n, *shape)
+    model.eval()
     with torch.no_grad():
         h = model.penultimate(x)
         out = model(x)
-    assert out.shape == (3, 7)
-    assert h.shape == (3, model.feature_dim)
+    assert h.shape == (n, model.feature_dim)
+    assert out.shape == (n, K)
     assert torch.equal(out, model.classifier(h))
+    assert torch.isfinite(out).all()
+
+    model.train()
+    x.requires_grad_(True)
+    nn.functional.cross_entropy(model(x), torch.arange(n) % K).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+    assert x.grad is not None and x.grad.abs().sum() > 0  # input Jacobians (GC) are possible
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (3, 32, 32)], ids=["1x8x8", "3x32x32"])
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_contract(arch, shape):
+    check_contract(make(arch, shape), shape)
 
 
 @pytest.mark.parametrize(
-    "arch,shape",
-    [("resnet50", (3, 96, 96)), ("vgg11_bn", (1, 28, 28)), ("densenet121", (1, 28, 28))],
+    "arch,shape,width",
+    [
+        ("resnet50", (3, 96, 96), 0.0625),
+        ("vgg11_bn", (1, 28, 28), WIDTH),
+        ("densenet121", (1, 28, 28), WIDTH),
+        ("mlp", (1, 28, 28), 1.0),
+        ("densenet121", (1, 4, 4), WIDTH),  # the third transition pool is skipped
+        ("vgg16_bn", (3, 96, 96), WIDTH),  # ends at 3×3, averaged to 1×1
+    ],
 )
-def test_other_input_sizes(arch, shape):
-    model = make(arch, shape, width=0.03)
+def test_other_input_sizes(arch, shape, width):
+    check_contract(make(arch, shape, width), shape, n=2)
+
+
+def test_feature_dims():
+    """d per architecture: the documented penultimate widths."""
+    dims = {
+        "mlp": 1024,
+        "resnet18": 512,
+        "resnet50": 2048,
+        "vgg11_bn": 512,
+        "vgg13_bn": 512,
+        "vgg16_bn": 512,
+        "densenet121": 1024,
+        "densenet201": 1920,
+    }
+    assert set(dims) == set(ARCHITECTURES)
+    with torch.device("meta"):  # full width without allocating or initialising memory
+        for arch, d in dims.items():
+            model = build_model(arch, num_classes=10, in_channels=3, image_size=32)
+            assert model.feature_dim == d, arch
+        assert make("resnet50", (3, 32, 32), width=0.125).feature_dim == 256
+        assert make("vgg11_bn", (3, 32, 32), hidden=[64, 32]).feature_dim == 2  # 32 × 1/16
+
+
+def test_reference_parameter_counts():
+    """Width 1 matches the usual CIFAR-10 versions of these networks."""
+    expected = {"resnet18": 11_173_962, "resnet50": 23_520_842, "vgg11_bn": 9_231_114}
+    with torch.device("meta"):
+        for arch, n in expected.items():
+            model = build_model(arch, num_classes=10, in_channels=3, image_size=32)
+            assert count_parameters(model) == n, arch
+        mlp = build_model("mlp", num_classes=10, in_channels=1, image_size=28, depth=3)
+    assert count_parameters(mlp) == 784 * 1024 + 2 * 1024 * 1024 + 3 * 1024 + 10 * 1024 + 10
+
+
+def test_width_reduces_parameters():
+    for arch in ARCHITECTURES:
+        small = count_parameters(make(arch, (3, 32, 32), width=0.0625))
+        large = count_parameters(make(arch, (3, 32, 32), width=0.125))
+        assert small < large, arch
+    assert count_parameters(make("resnet18", (3, 32, 32), width=0.03)) > 0  # rounds to >= 1
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_seeding(arch):
+    a, b = make(arch, (1, 8, 8), seed=1), make(arch, (1, 8, 8), seed=1)
+    c = make(arch, (1, 8, 8), seed=2)
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert list(sa) == list(sb)
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert any(not torch.equal(sa[k], sc[k]) for k in sa)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_state_dict_round_trip(arch):
+    shape = (3, 32, 32)
+    model = make(arch, shape, seed=0)
     model.train()
-    loss = model(torch.randn(2, *shape)).sum()
-    loss.backward()
-    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
-
-
-def test_width_and_seed():
-    small, large = make("resnet18", (3, 32, 32), 0.125), make("resnet18", (3, 32, 32), 0.25)
-    assert count_parameters(small) < count_parameters(large) / 3
-    a, b = make("vgg11_bn", (3, 32, 32), seed=1), make("vgg11_bn", (3, 32, 32), seed=1)
-    c = make("vgg11_bn", (3, 32, 32), seed=2)
-    for key, value in a.state_dict().items():
-        assert torch.equal(value, b.state_dict()[key])
-    assert any(not torch.equal(v, c.state_dict()[k]) for k, v in a.state_dict().items())
-
-
-def test_state_dict_round_trip_and_channels_last():
-    model = make("densenet121", (3, 32, 32)).eval()
-    clone = make("densenet121", (3, 32, 32), seed=5).eval()
-    clone.load_state_dict(model.state_dict())
-    x = torch.randn(2, 3, 32, 32)
+    model(torch.randn(4, *shape))  # move the BatchNorm running statistics off their init
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    buffer.seek(0)
+    clone = make(arch, shape, seed=5)
+    clone.load_state_dict(torch.load(buffer, weights_only=True))
+    x = torch.randn(3, *shape)
+    model.eval(), clone.eval()
     with torch.no_grad():
         assert torch.equal(model(x), clone(x))
-        cl = model.to(memory_format=torch.channels_last)
-        out = cl(x.contiguous(memory_format=torch.channels_last))
-    assert torch.allclose(out, clone(x), atol=1e-5)
+        assert torch.equal(model.penultimate(x), clone.penultimate(x))
 
 
-def test_unknown_arch():
+@pytest.mark.parametrize("arch", CONV_ARCHS)
+def test_channels_last(arch):
+    shape = (3, 32, 32)
+    model = make(arch, shape).eval()
+    x = torch.randn(4, *shape)
+    with torch.no_grad():
+        reference = model(x)
+        model = model.to(memory_format=torch.channels_last)
+        out = model(x.contiguous(memory_format=torch.channels_last))
+        h = model.penultimate(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(out, reference, rtol=1e-4, atol=1e-5)
+    assert torch.equal(out, model.classifier(h))
+    model.train()
+    model(x.contiguous(memory_format=torch.channels_last)).sum().backward()
+
+
+def test_vgg_pools_and_hidden_head():
+    def pools(size):
+        model = make("vgg11_bn", (1, size, size))
+        return sum(isinstance(m, nn.MaxPool2d) for m in model.features)
+
+    assert [pools(s) for s in (8, 28, 32, 96)] == [3, 4, 5, 5]
+    model = make("vgg13_bn", (3, 32, 32), hidden=[128, 64], dropout=0.0).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        pooled = torch.flatten(model.avgpool(model.features(x)), 1)
+        assert torch.equal(model.penultimate(x), model.head(pooled))
+    assert model.feature_dim == 4 and (model.penultimate(x) >= 0).all()  # last hidden ReLU
+
+
+def test_mlp_penultimate_is_last_hidden_relu():
+    model = make("mlp", (1, 8, 8), depth=2, hidden=64, width=1.0)
+    linears = [m for m in model.body if isinstance(m, nn.Linear)]
+    assert [m.out_features for m in linears] == [64, 64] and linears[0].in_features == 64
+    x = torch.randn(5, 1, 8, 8)
+    expected = torch.relu(linears[1](torch.relu(linears[0](x.flatten(1)))))
+    torch.testing.assert_close(model.penultimate(x), expected, rtol=0, atol=0)
+
+
+def test_arch_params_and_errors():
+    assert arch_params_of("mlp") == {"depth": 3, "hidden": 1024}
+    assert set(arch_params_of("densenet201")) == {"bn_size", "drop_rate", "memory_efficient"}
     with pytest.raises(ValueError, match="unknown architecture 'alexnet'"):
         build_model("alexnet", num_classes=2, in_channels=1, image_size=8)
+    with pytest.raises(ValueError, match="resnet18 does not take hidden"):
+        build_model("resnet18", num_classes=2, in_channels=1, image_size=8, hidden=[10])
+    with pytest.raises(ValueError, match="width must be a positive number"):
+        build_model("vgg11_bn", num_classes=2, in_channels=1, image_size=8, width=0)
+    with pytest.raises(ValueError, match="depth >= 1"):
+        build_model("mlp", num_classes=2, in_channels=1, image_size=8, depth=0)

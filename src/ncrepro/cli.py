@@ -279,22 +279,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions whose message is the whole story for the user (no traceback)."""
     from ncrepro.audit import AuditError
     from ncrepro.config import ConfigError
+    from ncrepro.data import CorruptDataError, DatasetMissingError
     from ncrepro.train.loop import CheckpointError
 
     errors: list[type[BaseException]] = [
         ConfigError,
         CheckpointError,
+        DatasetMissingError,
+        CorruptDataError,
         FileNotFoundError,
         AuditError,
     ]
-    try:
-        from ncrepro.data import DatasetMissingError
-
-        errors.append(DatasetMissingError)
-    except ImportError:
-        pass
     return tuple(errors)
 
 

@@ -1,60 +1,90 @@
-"""Views of a split as index arrays: balanced subsets, superclass relabelings, disjoint pools."""
+"""Views of a split as index arrays (pure, seeded): balanced subsets, superclass
+relabelings and disjoint pools. Every function returns row numbers into `labels`."""
 
 from __future__ import annotations
 
 import numpy as np
 
 
-def balanced_subset(labels, n_total: int, seed: int) -> np.ndarray:
-    """Sorted indices of n_total/K samples per class, a different subset per seed."""
+def _rng(seed: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(int(seed))))
+
+
+def _labels(labels) -> np.ndarray:
     labels = np.asarray(labels)
+    if labels.ndim != 1 or (labels.size and not np.issubdtype(labels.dtype, np.integer)):
+        raise ValueError("labels must be a 1-d integer array")
+    return labels
+
+
+def balanced_subset(labels, n_total: int, seed: int) -> np.ndarray:
+    """Sorted rows of a seeded subset with n_total / K samples of each of the K classes
+    present; a different subset per seed, the same one for the same seed."""
+    labels = _labels(labels)
     classes = np.unique(labels)
-    if n_total % len(classes):
+    if len(classes) == 0 or n_total % len(classes):
         raise ValueError(f"subset size {n_total} is not divisible by {len(classes)} classes")
     per_class = n_total // len(classes)
-    rng = np.random.default_rng(seed)
+    rng = _rng(seed)
     chosen = []
     for c in classes:
         rows = np.flatnonzero(labels == c)
         if len(rows) < per_class:
             raise ValueError(f"class {c} has {len(rows)} samples, {per_class} requested")
-        chosen.append(rng.choice(rows, per_class, replace=False))
-    return np.sort(np.concatenate(chosen))
+        chosen.append(rng.permutation(rows)[:per_class])
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
 
 
-def relabel(labels, groups: list[list[int]]):
-    """(index, new_labels): class c in groups[g] gets label g; other classes are dropped."""
-    labels = np.asarray(labels)
-    mapping = np.full(labels.max() + 1, -1, dtype=np.int64)
-    for g, members in enumerate(groups):
-        if (mapping[members] >= 0).any():
-            raise ValueError(f"a class appears in two superclasses: {groups}")
-        mapping[members] = g
-    new = mapping[labels]
-    index = np.flatnonzero(new >= 0)
+def relabel(labels, mapping: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """(index, new_labels): a sample of class c in mapping[g] gets label g; samples of
+    classes in no group are dropped. E.g. superclasses [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]."""
+    labels = _labels(labels)
+    members = [int(c) for group in mapping for c in group]
+    if any(c < 0 for c in members):
+        raise ValueError(f"class ids must be >= 0: {mapping}")
+    if len(set(members)) != len(members):
+        raise ValueError(f"a class appears in more than one group: {mapping}")
+    size = max([int(labels.max()) + 1 if labels.size else 0, *(c + 1 for c in members)])
+    table = np.full(size, -1, dtype=np.int64)
+    for g, group in enumerate(mapping):
+        table[np.asarray(group, dtype=np.int64)] = g
+    new = table[labels]
+    index = np.flatnonzero(new >= 0).astype(np.int64)
     return index, new[index]
 
 
-def disjoint_pools(labels, sizes_per_class: list[int], seed: int | None, mode: str = "random"):
-    """Index arrays of non-overlapping pools, pool p taking sizes_per_class[p] per class.
+def disjoint_pools(
+    labels, sizes_per_class: list[int], seed: int | None, mode: str = "random"
+) -> list[np.ndarray]:
+    """Non-overlapping pools of rows (each sorted), pool p with sizes_per_class[p] per class.
 
-    mode "random": per class, consecutive slices of one seeded permutation.
-    mode "first_n": consecutive slices of the rows in file order, sizes counted in
-    total rows (the paper's MNIST protocol: first 1000, then another 500).
+    mode "random": per class, pool 0 takes the first n0 rows of a seeded permutation
+    of that class's rows, pool 1 the next n1, and so on.
+    mode "first_n": rows in file order, sizes counted in rows of the whole split
+    (not per class): pool 0 = the first n0 rows, pool 1 = the next n1 (the MNIST
+    protocol "first 1000 train, then another 500"); `seed` is ignored.
     """
-    labels = np.asarray(labels)
+    labels = _labels(labels)
+    sizes = [int(s) for s in sizes_per_class]
+    if any(s < 0 for s in sizes):
+        raise ValueError(f"pool sizes must be >= 0: {sizes}")
+    bounds = np.cumsum([0, *sizes])
     if mode == "first_n":
-        bounds = np.cumsum([0, *sizes_per_class])
         if bounds[-1] > len(labels):
             raise ValueError(f"pools need {bounds[-1]} rows, the split has {len(labels)}")
-        return [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-    rng = np.random.default_rng(seed)
-    pools = [[] for _ in sizes_per_class]
-    bounds = np.cumsum([0, *sizes_per_class])
+        return [
+            np.arange(a, b, dtype=np.int64) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
+    if mode != "random":
+        raise ValueError(f"mode must be 'random' or 'first_n', not {mode!r}")
+    if seed is None:
+        raise ValueError("mode 'random' needs a seed")
+    rng = _rng(seed)
+    pools: list[list[np.ndarray]] = [[] for _ in sizes]
     for c in np.unique(labels):
         rows = rng.permutation(np.flatnonzero(labels == c))
         if len(rows) < bounds[-1]:
-            raise ValueError(f"class {c} has {len(rows)} samples, pools need {bounds[-1]}")
-        for p in range(len(sizes_per_class)):
+            raise ValueError(f"class {c} has {len(rows)} samples, the pools need {bounds[-1]}")
+        for p in range(len(sizes)):
             pools[p].append(rows[bounds[p] : bounds[p + 1]])
-    return [np.sort(np.concatenate(p)) for p in pools]
+    return [np.sort(np.concatenate(p)).astype(np.int64) for p in pools]

@@ -1,0 +1,312 @@
+"""Neural-collapse metrics, float64, from per-class statistics.
+
+Sources of the definitions:
+  [P]  Papyan, Han & Donoho (2020), "Prevalence of neural collapse ...": NC1–NC4.
+  [H]  Hui, Belkin & Nakkiran (2022), "Limitations of neural collapse ...", §3.1:
+       TrainVariance, StrongTestVariance, WeakTestVariance.
+  [G]  Galanti, György & Hutter (2022): class-distance normalized variance (CDNV).
+
+Every function returns a plain float (NC2: a dict of floats); the conventions that change
+the number are keyword arguments, and ``fn.conventions(**kwargs)`` returns them as a dict.
+A ratio whose denominator is exactly zero is NaN (0/0) or inf.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .conventions import declare_conventions
+from .stats import ClassStats
+
+_EPS = np.finfo(np.float64).eps
+
+
+def _ratio(num: float, den: float) -> float:
+    if den == 0:
+        return float("nan") if num == 0 else float("inf")
+    return float(num / den)
+
+
+def _need_two_classes(k: int) -> None:
+    if k < 2:
+        raise ValueError(f"needs at least 2 classes, got {k}")
+
+
+def _nearest(points, centres: np.ndarray, chunk: int = 4096):
+    """Index of the nearest centre and the exact squared distance to it, per point.
+
+    Assignment from ‖c‖² − 2⟨h, c⟩ after shifting both sets by the mean centre (no ‖h‖²
+    cancellation in the argmin); the distance itself is recomputed as ‖h − c‖² exactly.
+    Loops over chunks of rows, not over samples.
+    """
+    centres = np.asarray(centres, np.float64)
+    shift = centres.mean(axis=0)
+    c = centres - shift
+    c_norm2 = np.sum(c**2, axis=1)
+    n = len(points)
+    index = np.empty(n, np.int64)
+    dist2 = np.empty(n)
+    for start in range(0, n, chunk):
+        p = np.asarray(points[start : start + chunk], np.float64) - shift
+        nearest = np.argmin(c_norm2[None, :] - 2.0 * p @ c.T, axis=1)
+        index[start : start + chunk] = nearest
+        dist2[start : start + chunk] = np.sum((p - c[nearest]) ** 2, axis=1)
+    return index, dist2
+
+
+# --------------------------------------------------------------------------- [H] §3.1
+
+
+def _resolve_means_from(centers, means_from: str | None) -> str:
+    if centers is None:
+        if means_from not in (None, "same_checkpoint"):
+            raise ValueError(f"means_from={means_from!r} needs the external centers= as well")
+        return "same_checkpoint"
+    return means_from or "external"
+
+
+def _means_from_convention(kwargs: dict) -> dict:
+    return {"means_from": _resolve_means_from(kwargs.get("centers"), kwargs.get("means_from"))}
+
+
+@declare_conventions(
+    ("only_present",), fixed={"global_mean": "class_means"}, derive=_means_from_convention
+)
+def variance_ratio_from_stats(
+    stats: ClassStats, centers=None, *, means_from: str | None = None, only_present: bool = False
+) -> float:
+    """E_i ‖h_i − μ_{y_i}‖² / E_c ‖μ_c − μ̄‖², μ̄ = (1/K) Σ_c μ_c  ([H] §3.1).
+
+    Computed from the statistics: Σ_c [tr S_c + n_c ‖μ̂_c − μ_c‖²] / N over the
+    denominator, where μ̂_c are the data's own class means and μ_c the centres used.
+
+    centers: None (default; means_from="same_checkpoint"): the centres are the class
+        means of the same features (the usual reading: numerator and means at the same
+        checkpoint t).  Or a K×d array indexed by class id, e.g. the final checkpoint's
+        class means (the paper's literal μ̂_i at time T); name its origin in
+        ``means_from`` (default label "external").  With external centres, classes absent
+        from the data only drop out of the numerator.
+    only_present: restrict to the classes present in the data (default False: a class
+        without samples raises ValueError when its mean is needed).
+    """
+    if only_present:
+        stats = stats.present_only()
+    _resolve_means_from(centers, means_from)
+    _need_two_classes(stats.num_classes)
+    if stats.total == 0:
+        raise ValueError("no samples")
+    if centers is None:
+        stats.require_all_present("the variance ratio with same-checkpoint means")
+        centres = stats.means
+        within = stats.class_traces.sum() / stats.total
+    else:
+        centres = np.asarray(centers, np.float64)[stats.classes]
+        if centres.shape != stats.means.shape:
+            raise ValueError(f"centers must be K×d with d={stats.dim}, got {centres.shape}")
+        shift = np.sum((stats.means - centres) ** 2, axis=1)
+        within = np.sum(stats.class_traces + stats.counts * shift) / stats.total
+    between = np.mean(np.sum((centres - centres.mean(axis=0)) ** 2, axis=1))
+    return _ratio(within, between)
+
+
+@declare_conventions(
+    ("only_present",), fixed={"global_mean": "class_means"}, derive=_means_from_convention
+)
+def variance_ratio(
+    features,
+    labels,
+    num_classes: int,
+    centers=None,
+    *,
+    means_from: str | None = None,
+    only_present: bool = False,
+) -> float:
+    """TrainVariance (train features) / StrongTestVariance (test features) of [H] §3.1:
+
+        E_{(x,y)} ‖h(x) − μ_y‖² / E_i ‖μ_i − μ̄‖²,   μ̄ = Σ_i μ_i / K.
+
+    See `variance_ratio_from_stats` for ``centers``, ``means_from`` and ``only_present``.
+    """
+    stats = ClassStats.from_features(features, labels, num_classes, scatter="none")
+    return variance_ratio_from_stats(
+        stats, centers, means_from=means_from, only_present=only_present
+    )
+
+
+@declare_conventions(
+    ("seed", "n_init"),
+    rename={"seed": "kmeans_seed", "n_init": "kmeans_n_init"},
+    fixed={"kmeans": "sklearn_lloyd_kmeans++", "global_mean": "class_means"},
+)
+def weak_test_variance(features, num_classes: int, *, seed: int, n_init: int) -> float:
+    """WeakTestVariance of [H] §3.1.
+
+    {μ̃_i} are the K centroids of k-means (scikit-learn KMeans, k-means++ init, Lloyd,
+    ``random_state=seed``, best of ``n_init`` runs) on the features; μ̃ = Σ_i μ̃_i / K.
+
+        E_x min_i ‖h(x) − μ̃_i‖² / E_i ‖μ̃_i − μ̃‖²
+
+    (the paper's formula writes argmin; the squared distance to the nearest centroid is
+    meant).  Labels are not used.
+    """
+    from sklearn.cluster import KMeans
+
+    h = np.asarray(features, np.float64)  # KMeans keeps float32 input in float32
+    _need_two_classes(num_classes)
+    km = KMeans(
+        n_clusters=num_classes,
+        init="k-means++",
+        n_init=n_init,
+        random_state=seed,
+        algorithm="lloyd",
+    ).fit(h)
+    centres = km.cluster_centers_
+    _, dist2 = _nearest(h, centres)
+    between = np.mean(np.sum((centres - centres.mean(axis=0)) ** 2, axis=1))
+    return _ratio(dist2.mean(), between)
+
+
+# --------------------------------------------------------------------------- [P] NC1
+
+
+def top_eigenpairs(matrix, rank: int):
+    """The ``rank`` largest eigenpairs of the symmetrized matrix (float64, np.linalg.eigh),
+    eigenvalues in descending order."""
+    m = np.asarray(matrix, np.float64)
+    values, vectors = np.linalg.eigh((m + m.T) / 2)
+    return values[::-1][:rank], vectors[:, ::-1][:, :rank]
+
+
+def top_eig_pinv(matrix, rank: int) -> np.ndarray:
+    """Pseudo-inverse built from exactly the top ``rank`` eigenpairs: V Λ⁻¹ Vᵀ.
+
+    For Σ_B (rank ≤ K−1) with rank = K−1 this inverts only the between-class subspace;
+    a default-tolerance ``pinv`` also inverts the d−K+1 noise eigenvalues of a Σ_B
+    computed in float32, which can make Tr(Σ_W Σ_B⁺) huge or negative.
+    """
+    values, vectors = top_eigenpairs(matrix, rank)
+    if values[-1] <= 0:
+        raise ValueError(f"eigenvalue {rank} is {values[-1]:.3g} <= 0: matrix rank < {rank}")
+    return (vectors / values) @ vectors.T
+
+
+@declare_conventions(("sigma_w", "global_mean"), fixed={"sb_pinv": "top_k_minus_1"})
+def nc1(stats: ClassStats, *, sigma_w: str = "pooled", global_mean: str = "class_means") -> float:
+    """NC1 = (1/K) Tr(Σ_W Σ_B⁺)  ([P] Fig. 6).
+
+    Σ_B⁺ from exactly the top K−1 eigenpairs (min(K−1, d) if d < K−1) of the symmetrized
+    float64 Σ_B: Tr(Σ_W Σ_B⁺) = Σ_k v_kᵀ Σ_W v_k / λ_k, each term ≥ 0, so NC1 ≥ 0.
+    (Rounding can make v_kᵀ Σ_W v_k = −O(ε‖Σ_W‖); such terms are clipped to 0.)
+    NaN if the class means are (numerically) affinely dependent: λ_{K−1} ≤ max(K, d)·ε·λ_1.
+
+    sigma_w: "pooled" (default, [P]) or "class_averaged"; global_mean: μ_G for Σ_B,
+    "class_means" (default; Σ_B then has rank ≤ K−1 exactly) or "samples" (rank can reach
+    K on unbalanced data, and the top-(K−1) truncation then drops a real direction).
+    """
+    k = stats.num_classes
+    _need_two_classes(k)
+    stats.require_all_present("NC1")
+    sw = stats.within_class_cov(sigma_w)
+    sb = stats.between_class_cov(global_mean)
+    values, vectors = top_eigenpairs(sb, min(k - 1, stats.dim))
+    if values[0] <= 0 or values[-1] <= max(k, stats.dim) * _EPS * values[0]:
+        return float("nan")
+    quad = np.maximum(np.sum(vectors * (sw @ vectors), axis=0), 0.0)
+    return float(np.sum(quad / values) / k)
+
+
+# --------------------------------------------------------------------------- [P] NC2, NC3
+
+
+def _nc2_of_rows(vectors: np.ndarray) -> dict[str, float]:
+    vectors = np.asarray(vectors, np.float64)
+    k = len(vectors)
+    _need_two_classes(k)
+    norms = np.linalg.norm(vectors, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        unit = vectors / norms[:, None]
+        cos = (unit @ unit.T)[np.triu_indices(k, k=1)]
+        equinorm = norms.std() / norms.mean()
+    return {
+        "equinorm": float(equinorm),
+        "equiangularity": float(cos.std()),
+        "max_angle": float(np.mean(np.abs(cos + 1.0 / (k - 1)))),
+    }
+
+
+@declare_conventions(fixed={"std_ddof": 0})
+def nc2(means, global_mean) -> dict[str, float]:
+    """NC2 of the centred class means μ̃_c = μ_c − μ_G ([P] Figs. 2–5):
+
+    equinorm       = std_c ‖μ̃_c‖ / mean_c ‖μ̃_c‖            (population std, ddof=0)
+    equiangularity = std over pairs c < c′ of cos(μ̃_c, μ̃_c′)  (population std, ddof=0)
+    max_angle      = mean over c ≠ c′ of |cos(μ̃_c, μ̃_c′) + 1/(K−1)|
+
+    means: K×d; global_mean: the d-vector μ_G (e.g. ``stats.global_mean("class_means")``).
+    All three are 0 for a simplex equiangular tight frame.
+    """
+    means = np.asarray(means, np.float64)
+    return _nc2_of_rows(means - np.asarray(global_mean, np.float64))
+
+
+@declare_conventions(fixed={"std_ddof": 0})
+def nc2_weights(weight) -> dict[str, float]:
+    """NC2 of the classifier rows w_c (K×d), uncentred, as in [P]; see `nc2`."""
+    return _nc2_of_rows(weight)
+
+
+@declare_conventions()
+def nc3(weight, means, global_mean) -> float:
+    """NC3 (self-duality, [P] Fig. 7) = ‖Wᵀ/‖W‖_F − M̄/‖M̄‖_F‖_F², M̄ = [μ_c − μ_G] (d×K).
+
+    weight: the classifier W (K×d); means: K×d; global_mean: d-vector.  In [0, 4];
+    0 iff W = c·M̄ᵀ with c > 0.
+    """
+    w = np.asarray(weight, np.float64)
+    m = np.asarray(means, np.float64) - np.asarray(global_mean, np.float64)  # M̄ᵀ, K×d
+    if w.shape != m.shape:
+        raise ValueError(f"W is {w.shape} but the class means are {m.shape}")
+    return float(np.sum((w / np.linalg.norm(w) - m / np.linalg.norm(m)) ** 2))
+
+
+# --------------------------------------------------------------------------- [P] NC4
+
+
+@declare_conventions(fixed={"nc4_network": "argmax_logits"})
+def nc4(features, logits, means, *, classes=None) -> float:
+    """NC4 ([P] Fig. 8): fraction of samples where the network's prediction
+    argmax_c logits (bias included: pass the network's own logits) differs from the
+    nearest-class-mean prediction argmin_c ‖h − μ_c‖².
+
+    means: K×d class means; classes: the class ids of their rows (default 0..K−1; pass
+    ``stats.classes`` after `ClassStats.present_only`).  Labels are not needed.
+    """
+    logits = np.asarray(logits)
+    means = np.asarray(means, np.float64)
+    classes = np.arange(len(means)) if classes is None else np.asarray(classes)
+    if len(logits) != len(features):
+        raise ValueError(f"{len(features)} features but {len(logits)} logits")
+    if len(logits) == 0:
+        raise ValueError("no samples")
+    nearest, _ = _nearest(features, means)
+    return float(np.mean(np.argmax(logits, axis=1) != classes[nearest]))
+
+
+# --------------------------------------------------------------------------- [G] CDNV
+
+
+@declare_conventions(fixed={"cdnv_distance": "squared", "cdnv_pairs": "mean_i<j"})
+def cdnv(stats: ClassStats) -> float:
+    """Class-distance normalized variance [G], averaged over unordered pairs i < j:
+
+        V(i, j) = (Var_i + Var_j) / (2 ‖μ_i − μ_j‖²),   Var_c = E_{h in c} ‖h − μ_c‖².
+
+    (Squared distance in the denominator, not the fourth power.)
+    """
+    k = stats.num_classes
+    _need_two_classes(k)
+    var = stats.class_variances()
+    i, j = np.triu_indices(k, k=1)
+    dist2 = np.sum((stats.means[i] - stats.means[j]) ** 2, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.mean((var[i] + var[j]) / (2.0 * dist2)))

@@ -1,0 +1,161 @@
+"""All metrics of one checkpoint as rows {split, metric, value, **conventions}."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from .classification import accuracy, cross_entropy
+from .collapse import (
+    cdnv,
+    nc1,
+    nc2,
+    nc2_weights,
+    nc3,
+    nc4,
+    variance_ratio_from_stats,
+    weak_test_variance,
+)
+from .conventions import check_choice
+from .stats import ClassStats
+
+
+@dataclass
+class SplitData:
+    """Features of one split and, optionally, the network's outputs and classifier.
+
+    features N×d; labels (N,) int; logits N×K (the network's own, bias included);
+    W K×d and b (K,) the last linear layer (logits = h Wᵀ + b when logits are absent).
+    """
+
+    features: np.ndarray
+    labels: np.ndarray
+    logits: np.ndarray | None = None
+    W: np.ndarray | None = None
+    b: np.ndarray | None = None
+
+    @classmethod
+    def coerce(cls, data) -> SplitData:
+        """From a SplitData or a mapping with keys features, labels and optionally logits,
+        W / classifier_weight, b / classifier_bias (the feature-file names); other keys are
+        ignored."""
+        if isinstance(data, SplitData):
+            return data
+        if not isinstance(data, Mapping):
+            raise TypeError(f"expected a mapping or SplitData, got {type(data).__name__}")
+
+        def first(*names):
+            return next((data[n] for n in names if data.get(n) is not None), None)
+
+        return cls(
+            features=data["features"],
+            labels=data["labels"],
+            logits=data.get("logits"),
+            W=first("W", "classifier_weight"),
+            b=first("b", "classifier_bias"),
+        )
+
+    def network_logits(self) -> np.ndarray | None:
+        if self.logits is not None:
+            return np.asarray(self.logits)
+        if self.W is not None:
+            z = np.asarray(self.features, np.float64) @ np.asarray(self.W, np.float64).T
+            return z if self.b is None else z + np.asarray(self.b, np.float64)
+        return None
+
+
+def compute_all(
+    train,
+    test,
+    num_classes: int,
+    *,
+    seed: int,
+    kmeans_n_init: int = 4,
+    sigma_w: str = "pooled",
+    global_mean: str = "class_means",
+    grouping: str = "true_labels",
+    only_present: bool = False,
+    centers: Mapping[str, np.ndarray] | None = None,
+    means_from: str | None = None,
+) -> list[dict]:
+    """Metric rows of one checkpoint: a list of {split, metric, value, **conventions}.
+
+    train / test: `SplitData` or mappings (see `SplitData.coerce`).
+    Rows for "train": train_variance, nc1, nc2_{equinorm,equiangularity,max_angle},
+    nc2_w_* and nc3 (if W), nc4 (if logits or W), cdnv, accuracy and loss (if logits or W).
+    Rows for "test": strong_test_variance, weak_test_variance, nc1, cdnv, accuracy, loss.
+
+    Conventions (defaults first): seed = k-means random_state (required); kmeans_n_init=4;
+    sigma_w "pooled" | "class_averaged" (NC1); global_mean "class_means" | "samples"
+    (NC1, NC2, NC3; the variance ratios always use the mean of class means, as in Hui et
+    al.); grouping "true_labels" | "predicted_labels" (argmax of the network's logits, the
+    LPC code's choice) for every class-mean metric; only_present=False (True: drop
+    classes without samples instead of raising); centers: optional {"train": K×d,
+    "test": K×d} external class means for the variance ratios (e.g. the final
+    checkpoint's, the paper's literal reading), labelled by ``means_from``.
+    Each row carries exactly the conventions that apply to its metric; every row has the
+    same keys (None where a convention does not apply), so the rows form a table.
+    """
+    check_choice("sigma_w", sigma_w)
+    check_choice("global_mean", global_mean)
+    check_choice("grouping", grouping)
+    centers = dict(centers or {})
+    rows: list[dict] = []
+
+    def add(split, metric, value, conventions):
+        rows.append({"split": split, "metric": metric, "value": float(value), **conventions})
+
+    for split, raw in (("train", train), ("test", test)):
+        data = SplitData.coerce(raw)
+        h, labels = data.features, np.asarray(data.labels)
+        logits = data.network_logits()
+        if grouping == "predicted_labels":
+            if logits is None:
+                raise ValueError('grouping="predicted_labels" needs logits or W')
+            groups = np.argmax(logits, axis=1)
+        else:
+            groups = labels
+        scatter = "per_class" if sigma_w == "class_averaged" else "pooled"
+        stats = ClassStats.from_features(h, groups, num_classes, scatter=scatter)
+        if only_present:
+            stats = stats.present_only()
+        grouped = {"grouping": grouping, "only_present": only_present}
+
+        split_centers = centers.get(split)
+        ratio_kw = {
+            "centers": split_centers,
+            "means_from": None if split_centers is None else means_from,
+        }
+        ratio = variance_ratio_from_stats(stats, **ratio_kw)
+        ratio_conv = variance_ratio_from_stats.conventions(**ratio_kw, only_present=only_present)
+        name = "train_variance" if split == "train" else "strong_test_variance"
+        add(split, name, ratio, {**grouped, **ratio_conv})
+        if split == "test":
+            kmeans_kw = {"seed": seed, "n_init": kmeans_n_init}
+            weak = weak_test_variance(h, stats.num_classes, **kmeans_kw)
+            add(split, "weak_test_variance", weak, weak_test_variance.conventions(**kmeans_kw))
+
+        nc1_kw = {"sigma_w": sigma_w, "global_mean": global_mean}
+        add(split, "nc1", nc1(stats, **nc1_kw), {**grouped, **nc1.conventions(**nc1_kw)})
+        if split == "train":
+            mu_g = stats.global_mean(global_mean)
+            means_conv = {**grouped, "global_mean": global_mean}
+            for key, value in nc2(stats.means, mu_g).items():
+                add(split, f"nc2_{key}", value, {**means_conv, **nc2.conventions()})
+            if data.W is not None:
+                weight = np.asarray(data.W)[stats.classes]
+                for key, value in nc2_weights(weight).items():
+                    add(split, f"nc2_w_{key}", value, nc2_weights.conventions())
+                add(split, "nc3", nc3(weight, stats.means, mu_g), means_conv)
+            if logits is not None:
+                value = nc4(h, logits, stats.means, classes=stats.classes)
+                add(split, "nc4", value, {**grouped, **nc4.conventions()})
+        add(split, "cdnv", cdnv(stats), {**grouped, **cdnv.conventions()})
+        if logits is not None:
+            add(split, "accuracy", accuracy(logits, labels), accuracy.conventions())
+            add(split, "loss", cross_entropy(logits, labels), cross_entropy.conventions())
+
+    keys = list(dict.fromkeys(key for row in rows for key in row))
+    return [{key: row.get(key) for key in keys} for row in rows]
