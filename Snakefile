@@ -12,6 +12,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/probes.smk"
 include: "workflow/rules/render.smk"
 include: "workflow/rules/class_encoding.smk"
 

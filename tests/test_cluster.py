@@ -14,15 +14,15 @@ import pytest
 from pipeline import job_counts, snakemake, workflow_copy
 from slurm_cluster import slurm_cluster
 
-GPU_RULES = {"train", "features"}
+GPU_RULES = {"train", "features", "finetune", "linear_probe"}
 CPU_RULES = {"prepare_data", "metrics", "ufm_solve"}
 LOCAL_RULES = {"aggregate", "figure", "ufm_figure", "ufm_encoding_table", "all"}
 SMOKE = ("--configfile", "presets/smoke.yaml")  # last: --configfile takes every next word
-RUN_TIMEOUT = 480  # seconds: catches a hung run (e.g. sacct status checks), tolerates a busy host
+RUN_TIMEOUT = 900  # seconds: catches a hung run (e.g. sacct status checks), tolerates a busy host
 # a metric value is identified by (run, step, split, metric), within an experiment and view
 # where the table has them (a run shared by curves and grid appears once in each)
 KEYS = ["run", "step", "split", "metric"]
-OPTIONAL_KEYS = ["experiment", "view"]
+OPTIONAL_KEYS = ["experiment", "view", "probe", "probe_lr"]  # probes: one row per LR
 
 
 @pytest.fixture
@@ -63,7 +63,16 @@ def test_smoke_preset_on_slurm_matches_local_run(smoke_run, cluster, tmp_path):
     counts = job_counts(dry.stdout)
     assert set(counts) - {"total"} == GPU_RULES | CPU_RULES | LOCAL_RULES, counts
     remote = {rule: n for rule, n in counts.items() if rule in GPU_RULES | CPU_RULES}
-    assert remote == {"prepare_data": 2, "train": 2, "features": 2, "metrics": 2, "ufm_solve": 1}
+    # 2 grid runs + 2 fig4 subset runs + 1 fig5 pretraining (2 checkpoints x 2 LRs fine-tuned)
+    assert remote == {
+        "prepare_data": 2,
+        "train": 5,
+        "features": 5,
+        "metrics": 5,
+        "finetune": 4,
+        "linear_probe": 1,
+        "ufm_solve": 1,
+    }
 
     # (a) the run finishes, exit 0, without hanging. The plugin checks job states 40 s after
     # a submission by default (then +10 s per check that finds nothing finished); starting

@@ -16,19 +16,23 @@ def test_paper_dry_run_job_counts(tmp_path):
     elapsed = time.perf_counter() - start
     assert result.returncode == 0, result.stderr[-3000:]
     counts = job_counts(result.stdout)
-    # 5 datasets x 3 architectures = 15 runs; fig1/fig2 reuse the CIFAR-10/ResNet18 cell
+    # runs: 5 datasets x 3 architectures = 15 (fig1/fig2 reuse the CIFAR-10/ResNet18 cell)
+    # + fig4: 2 grids x 5 subset sizes x 5 seeds = 50 + fig5: 2 pretrainings x 5 seeds = 10;
+    # fine-tuning: one job per (pretraining run, checkpoint, LR) = 10 x 8 x 7 = 560
     assert counts == {
         "prepare_data": 5,
-        "train": 15,
-        "features": 15,
-        "metrics": 15,
+        "train": 75,
+        "features": 75,
+        "metrics": 75,
+        "finetune": 560,
+        "linear_probe": 10,
         "aggregate": 1,
-        "figure": 3,
+        "figure": 5,
         "ufm_solve": 1,
         "ufm_figure": 3,
         "ufm_encoding_table": 1,
         "all": 1,
-        "total": 60,
+        "total": 812,
     }
     assert elapsed < 60
 
@@ -48,7 +52,7 @@ def test_lint_and_format(repo):
 @pytest.mark.slow
 def test_smoke_pipeline_outputs(smoke_run):
     work = smoke_run
-    for fig in ("fig1", "fig2", "fig3"):
+    for fig in ("fig1", "fig2", "fig3", "fig4", "fig5"):
         for ext in ("pdf", "png", "provenance.json"):
             path = work / f"results/figures/nc_limits/{fig}.{ext}"
             assert path.exists() and path.stat().st_size > 0, path
@@ -82,9 +86,9 @@ def test_smoke_pipeline_outputs(smoke_run):
         "code_version",
     ]:
         assert column in table.columns, column
-    runs = table["run"].unique()
+    runs = table.loc[table["experiment"].isin(["grid", "curves"]), "run"].unique()
     assert len(runs) == 2  # digits/resnet18 and synth10/resnet18 (shared with fig1/fig2)
-    steps = sorted(table["step"].unique())
+    steps = sorted(table.loc[table["run"].isin(runs), "step"].unique())
     assert steps == [4, 10, 24]  # presets/smoke.yaml: log schedule, 3 checkpoints, 24 steps
     per_run = table[table["experiment"] == "grid"].groupby("run")
     for _, rows in per_run:
@@ -98,6 +102,29 @@ def test_smoke_pipeline_outputs(smoke_run):
         assert record["status"] == "completed"
         assert [c["step"] for c in record["checkpoints"]] == steps
 
+    # fig4: one run per (N, seed) on its own balanced subset, stopped by loss or cap
+    sizes = table[table["experiment"] == "train_size"]
+    assert sorted(sizes["n_train"].unique()) == [100, 200]
+    for run, rows in sizes.groupby("run"):
+        record = json.loads((work / f"results/runs/nc_limits/{run}/run.json").read_text())
+        assert record["status"] in ("stopped_on_loss", "capped")
+        index = np.load(work / f"results/runs/nc_limits/{run}/train_index.npy")
+        assert len(index) == record["n_train"] == rows["n_train"].iloc[0]
+        assert len(set(index.tolist())) == len(index)
+        assert [c["step"] for c in record["checkpoints"]] == [record["final_step"]]
+
+    # fig5: a fine-tune per (checkpoint, LR) and a linear probe per checkpoint, in the table
+    transfer = table[table["experiment"] == "transfer"]
+    tuned = transfer[(transfer["metric"] == "finetune_accuracy") & (transfer["split"] == "test")]
+    assert len(tuned) == 4  # 2 checkpoints x 2 LRs (presets/smoke.yaml)
+    assert sorted(tuned["probe_lr"].unique()) == [0.01, 0.1]
+    assert tuned["value"].between(0, 1).all()
+    linear = transfer[transfer["metric"] == "linear_probe_accuracy"]
+    assert len(linear[linear["split"] == "test"]) == 2
+    [run] = transfer["run"].unique()
+    record = json.loads((work / f"results/runs/nc_limits/{run}/run.json").read_text())
+    assert record["n_train"] == 200  # the pretraining pool of presets/smoke.yaml
+
 
 @pytest.mark.slow
 def test_metrics_recomputed_from_kept_features_match_table(smoke_run):
@@ -106,6 +133,7 @@ def test_metrics_recomputed_from_kept_features_match_table(smoke_run):
     work = smoke_run
     table = pd.read_parquet(work / "results/tables/nc_limits.parquet")
     checked = 0
+    table = table[table["metric"].isin(["train_variance", "strong_test_variance"])]
     for (run, step), rows in table.groupby(["run", "step"]):
         for split, metric in (("train", "train_variance"), ("test", "strong_test_variance")):
             with np.load(work / f"results/features/nc_limits/{run}/step{step}/{split}.npz") as f:
@@ -116,7 +144,8 @@ def test_metrics_recomputed_from_kept_features_match_table(smoke_run):
             value = rows.loc[(rows["split"] == split) & (rows["metric"] == metric), "value"]
             assert value.iloc[0] == pytest.approx(within / between, rel=1e-9)
             checked += 1
-    assert checked == 12
+    # grid/curves: 2 runs x 3 checkpoints; fig4: 2 runs x 1; fig5: 1 run x 2 checkpoints
+    assert checked == 2 * (6 + 2 + 2)
 
 
 def test_single_figure_runs_only_what_it_needs(tmp_path):
@@ -157,6 +186,8 @@ def test_report_has_every_figure_with_its_caption(smoke_run):
         "fig1.png",
         "fig2.png",
         "fig3.png",
+        "fig4.png",
+        "fig5.png",
         "transition.png",
         "encodings.png",
         "encodings.csv",
@@ -167,6 +198,28 @@ def test_report_has_every_figure_with_its_caption(smoke_run):
     for caption in (
         "Failure of test collapse",
         "Neural collapse on CIFAR-10",
+        "Train vs test collapse across train-set sizes",
+        "Collapsed features transfer worse",
         "Bias transition of Theorem III.1",
     ):
         assert caption in html
+
+
+@pytest.mark.slow
+def test_library_edit_lists_exactly_the_stages_it_affects(smoke_run, tmp_path):
+    """Editing the metric library changes the code of the metrics rule only (and of no
+    training or feature rule): `--list-changes code` names the metric files."""
+    import shutil
+
+    work = tmp_path / "work"
+    shutil.copytree(smoke_run, work, symlinks=True)
+    unchanged = snakemake(work, "--list-changes", "code", "--configfile", "presets/smoke.yaml")
+    assert unchanged.returncode == 0, unchanged.stderr[-3000:]
+    assert "results/" not in unchanged.stdout
+    with (work / "src/ncrepro/metrics/collapse.py").open("a") as f:
+        f.write("\n# an edit\n")
+    changed = snakemake(work, "--list-changes", "code", "--configfile", "presets/smoke.yaml")
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    listed = set(changed.stdout.split())
+    assert any(p.startswith("results/metrics/nc_limits/") for p in listed), changed.stdout
+    assert all(p.startswith("results/metrics/") for p in listed), listed

@@ -57,6 +57,37 @@ def cmd_features(args) -> None:
     )
 
 
+def cmd_finetune(args) -> None:
+    from ncrepro.probes.stage import run_finetune
+
+    frame = run_finetune(
+        Path(args.run_dir),
+        Path(args.data),
+        args.step,
+        args.lr,
+        Path(args.out),
+        device=args.device,
+        threads=args.threads,
+    )
+    _log(
+        f"fine-tune probe of {args.run_dir} step {args.step} lr {args.lr}: "
+        f"{frame.to_dict('records')[0]['value']:.4f} test accuracy"
+    )
+
+
+def cmd_linear_probe(args) -> None:
+    from ncrepro.probes.stage import run_linear
+
+    frame = run_linear(
+        Path(args.run_dir),
+        Path(args.data),
+        Path(args.out),
+        device=args.device,
+        threads=args.threads,
+    )
+    _log(f"linear probe of {args.run_dir}: {frame['value'].round(4).tolist()}")
+
+
 def cmd_metrics(args) -> None:
     from ncrepro.evaluate import evaluate_run
 
@@ -221,6 +252,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("finetune", help="fine-tuning probe of one checkpoint at one LR")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--step", type=int, required=True)
+    p.add_argument("--lr", type=float, required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("linear-probe", help="linear probe on frozen features, every checkpoint")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_linear_probe)
 
     p = sub.add_parser("metrics", help="NC metrics of every checkpoint of a run")
     p.add_argument("--features", required=True)

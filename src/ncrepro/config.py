@@ -56,6 +56,9 @@ def _cross_reference_problems(config: dict) -> list[str]:
     study = config.get("nc_limits")
     if study and study.get("enabled"):
         used = [study["curves"]["dataset"], *study["grid"]["datasets"]]
+        for block in ("train_size", "transfer"):
+            if (study.get(block) or {}).get("enabled"):
+                used += [s["dataset"] for s in study[block].get("settings", [])]
         for key in used:
             if key not in datasets:
                 problems.append(f"nc_limits uses dataset '{key}', which 'datasets' does not define")

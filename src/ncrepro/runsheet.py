@@ -58,28 +58,100 @@ def _dataset_entry(config: dict, key: str) -> dict:
     return {"key": key, "source": entry["source"], "params": entry.get("params", {})}
 
 
-def nc_limits_spec(config: dict, dataset: str, arch: str, seed: int) -> dict:
-    """Resolved hyper-parameters of one nc_limits training run."""
+def nc_limits_spec(
+    config: dict,
+    dataset: str,
+    arch: str,
+    seed: int,
+    *,
+    view: dict | None = None,
+    training: dict | None = None,
+    lr: float | None = None,
+    arch_params: dict | None = None,
+) -> dict:
+    """Resolved hyper-parameters of one nc_limits training run. `training` overrides
+    keys of the study's training block; `view` defaults to the full splits."""
     study = config["nc_limits"]
-    training = dict(study["training"])
-    training.setdefault("normalize", "pixel")
-    training.setdefault("augment", "none")
-    return {
+    resolved = {**study["training"], **(training or {})}
+    resolved.setdefault("normalize", "pixel")
+    resolved.setdefault("augment", "none")
+    spec = {
         "study": "nc_limits",
         "dataset": _dataset_entry(config, dataset),
         "arch": arch,
-        "arch_params": study.get("arch_params", {}).get(arch, {}),
+        "arch_params": arch_params or study.get("arch_params", {}).get(arch, {}),
         "width": study["width"],
         "seed": seed,
-        "lr": study["lr"][arch],
+        "lr": lr if lr is not None else study["lr"][arch],
         "loss": "cross_entropy",
-        "training": training,
-        "checkpoint_steps": checkpoint_steps(training["checkpoints"], training["steps"]),
+        "training": resolved,
+        "checkpoint_steps": checkpoint_steps(resolved["checkpoints"], resolved["steps"]),
     }
+    if view is not None:  # absent for full-split runs, so their ids do not change
+        spec["view"] = view
+    return spec
+
+
+def view_slug(view: dict | None) -> str:
+    if not view:
+        return ""
+    if view["kind"] == "subset":
+        return f"-n{view['n_train']}"
+    return "-super"
 
 
 def run_id(spec: dict) -> str:
-    return f"{spec['arch']}-{spec['dataset']['key']}-s{spec['seed']}-{spec_hash(spec)}"
+    slug = f"{spec['arch']}-{spec['dataset']['key']}{view_slug(spec.get('view'))}"
+    return f"{slug}-s{spec['seed']}-{spec_hash(spec)}"
+
+
+def train_size_specs(config: dict):
+    """fig4: (setting, N, seed, spec) for balanced subsets trained to a loss threshold."""
+    block = config["nc_limits"].get("train_size") or {}
+    if not block.get("enabled", False):
+        return
+    training = {
+        "steps": block["steps"],
+        "stop_loss": block["stop_loss"],
+        "checkpoints": {"schedule": "final"},
+    }
+    for setting in block["settings"]:
+        for n_train in setting["n_train"]:
+            for seed in block["seeds"]:
+                view = {"kind": "subset", "n_train": n_train, "seed": seed}
+                spec = nc_limits_spec(
+                    config,
+                    setting["dataset"],
+                    setting["arch"],
+                    seed,
+                    view=view,
+                    training=training,
+                    lr=setting.get("lr"),
+                )
+                yield setting, n_train, seed, spec
+
+
+def transfer_specs(config: dict):
+    """fig5: (setting, seed, spec) for superclass pretraining with checkpoints."""
+    block = config["nc_limits"].get("transfer") or {}
+    if not block.get("enabled", False):
+        return
+    training = {"steps": block["steps"], "checkpoints": block["checkpoints"]}
+    for setting in block["settings"]:
+        for seed in block["seeds"]:
+            view = {"kind": "superclass", "groups": setting["groups"], "pools": setting["pools"]}
+            spec = nc_limits_spec(
+                config,
+                setting["dataset"],
+                setting["arch"],
+                seed,
+                view=view,
+                training=training,
+                lr=setting.get("lr"),
+                arch_params=setting.get("arch_params"),
+            )
+            spec["finetune"] = block["finetune"]
+            yield setting, seed, spec
 
 
 def nc_limits_cells(config: dict) -> list[tuple[str, str, str]]:
@@ -124,8 +196,47 @@ def build_run_sheet(config: dict) -> tuple[pd.DataFrame, dict[str, dict]]:
                         "grid_arch": _grid_column(arch, dataset, study),
                     }
                 )
+        for _setting, n_train, _seed, spec in train_size_specs(config):
+            rid = run_id(spec)
+            specs[rid] = spec
+            rows.append(_sheet_row("train_size", rid, spec, view="subset", n_train=n_train))
+        for _setting, _seed, spec in transfer_specs(config):
+            rid = run_id(spec)
+            specs[rid] = spec
+            rows.append(_sheet_row("transfer", rid, spec, view="superclass", n_train=-1))
     sheet = pd.DataFrame(rows, columns=[*SHEET_COLUMNS, "grid_arch"])
     return sheet.drop_duplicates(["experiment", "run"]).reset_index(drop=True), specs
+
+
+def _sheet_row(experiment: str, rid: str, spec: dict, *, view: str, n_train: int) -> dict:
+    t = spec["training"]
+    return {
+        "study": "nc_limits",
+        "experiment": experiment,
+        "run": rid,
+        "dataset": spec["dataset"]["key"],
+        "arch": spec["arch"],
+        "loss": spec["loss"],
+        "seed": spec["seed"],
+        "view": view,
+        "n_train": n_train,
+        "lr": spec["lr"],
+        "width": spec["width"],
+        "batch_size": t["batch_size"],
+        "weight_decay": t["weight_decay"],
+        "steps": t["steps"],
+        "grid_arch": spec["arch"],
+    }
+
+
+def probe_jobs(specs: dict[str, dict]) -> list[tuple[str, int, float]]:
+    """(run, checkpoint step, LR) of every fine-tuning probe: one Snakemake job each."""
+    jobs = []
+    for rid, spec in specs.items():
+        for step in spec.get("finetune") and spec["checkpoint_steps"] or []:
+            for lr in spec["finetune"]["lrs"]:
+                jobs.append((rid, step, lr))
+    return jobs
 
 
 def _grid_column(arch: str, dataset: str, study: dict) -> str:

@@ -14,7 +14,8 @@ rule ufm_solve:
         block=study_block_json("class_encoding"),
         code_version=CODE["ufm"],
     shell:
-        "python -m ncrepro ufm-solve --block '{params.block}' --out {output.table} > {log} 2>&1"
+        ncrepro("ufm")
+        + "ufm-solve --block '{params.block}' --out {output.table} > {log} 2>&1"
 
 
 rule ufm_figure:
@@ -37,7 +38,7 @@ rule ufm_figure:
         config=figure_config_json,
         code_version=CODE["figures"],
     shell:
-        "python -m ncrepro figure --study class_encoding --fig {wildcards.fig} "
+        ncrepro("figures") + "figure --study class_encoding --fig {wildcards.fig} "
         "--table {input} --config '{params.config}' --out {output.pdf} > {log} 2>&1"
 
 
@@ -60,5 +61,5 @@ rule ufm_encoding_table:
     params:
         code_version=CODE["figures"],
     shell:
-        "python -m ncrepro ufm-table --table {input} --out-csv {output.csv} "
+        ncrepro("figures") + "ufm-table --table {input} --out-csv {output.csv} "
         "--out-md {output.md} > {log} 2>&1"

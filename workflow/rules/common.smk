@@ -9,7 +9,7 @@ sys.path.insert(0, SRC)
 
 from ncrepro.config import ConfigError, validate_config
 from ncrepro.provenance import code_version
-from ncrepro.runsheet import build_run_sheet
+from ncrepro.runsheet import build_run_sheet, probe_jobs
 
 try:
     validate_config(config)
@@ -17,19 +17,35 @@ except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
 RUN_SHEET, RUN_SPECS = build_run_sheet(config)
+PROBE_JOBS = probe_jobs(RUN_SPECS)  # (run, step, lr): one fine-tuning job each
 CONDA_ENV = "../../envs/ncrepro.yaml"  # relative to the rule files
 CODE = {
     "data": code_version("data", "provenance.py"),
-    "train": code_version("train", "models", "data", "provenance.py"),
-    "features": code_version("features", "train", "models", "data"),
+    "train": code_version("train", "models", "data", "runviews.py", "provenance.py"),
+    "features": code_version("features", "train", "models", "data", "runviews.py"),
     "metrics": code_version("metrics", "evaluate.py"),
+    "probes": code_version("probes", "runviews.py", "train", "models", "data"),
     "aggregate": code_version("aggregate.py", "runsheet.py"),
     "figures": code_version("figures", "provenance.py", "aggregate.py"),
     "ufm": code_version("ufm", "class_encoding.py", "provenance.py"),
 }
+
+
+def ncrepro(stage):
+    """`python -m ncrepro` with the stage's code version in the command text: a library
+    edit changes the rule's code, so `--list-changes code` names it and it reruns."""
+    return f"NCREPRO_CODE_VERSION={CODE[stage]} python -m ncrepro "
+
+
 # The experiments each figure shows: building one figure runs only their runs.
 FIGURES = {
-    "nc_limits": {"fig1": ["curves"], "fig2": ["curves"], "fig3": ["grid"]},
+    "nc_limits": {
+        "fig1": ["curves"],
+        "fig2": ["curves"],
+        "fig3": ["grid"],
+        "fig4": ["train_size"],
+        "fig5": ["transfer"],
+    },
     "class_encoding": {"fig1": [], "transition": [], "encodings": []},
 }
 # Studies whose figures come from trained runs (metric files); the others have
@@ -42,6 +58,8 @@ wildcard_constraints:
     study="[a-z_]+",
     run="[A-Za-z0-9_.-]+",
     dataset="[a-z0-9_]+",
+    step="[0-9]+",
+    lr="[0-9.e-]+",
     fig="[a-z0-9_]+",
 
 
@@ -99,9 +117,25 @@ def figure_sheet(wildcards):
     return sheet[sheet["experiment"].isin(FIGURES[wildcards.study][wildcards.fig])]
 
 
+def run_result_files(study, runs):
+    """Metric files of `runs` plus the probe files of those that have probes."""
+    runs = set(runs)
+    files = [f"results/metrics/{study}/{run}.parquet" for run in sorted(runs)]
+    files += [
+        f"results/probes/{study}/{run}/step{step}/finetune_lr{lr}.parquet"
+        for run, step, lr in PROBE_JOBS
+        if run in runs
+    ]
+    files += [
+        f"results/probes/{study}/{run}/linear.parquet"
+        for run in sorted(runs)
+        if "finetune" in RUN_SPECS[run]
+    ]
+    return files
+
+
 def figure_metric_files(wildcards):
-    runs = sorted(figure_sheet(wildcards)["run"].unique())
-    return [f"results/metrics/{wildcards.study}/{run}.parquet" for run in runs]
+    return run_result_files(wildcards.study, figure_sheet(wildcards)["run"].unique())
 
 
 def figure_sheet_json(wildcards):
@@ -109,10 +143,7 @@ def figure_sheet_json(wildcards):
 
 
 def study_metric_files(wildcards):
-    return [
-        f"results/metrics/{wildcards.study}/{run}.parquet"
-        for run in study_runs(wildcards.study)
-    ]
+    return run_result_files(wildcards.study, study_runs(wildcards.study))
 
 
 def data_dir(wildcards):

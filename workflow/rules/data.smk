@@ -17,6 +17,7 @@ rule prepare_data:
         download=config["data"]["download"],
         code_version=CODE["data"],
     shell:
-        "python -m ncrepro prepare-data --source {params.source} --params '{params.params}' "
+        ncrepro("data")
+        + "prepare-data --source {params.source} --params '{params.params}' "
         "--root {params.root:q} --download {params.download} "
         "--out results/data/{wildcards.dataset} > {log} 2>&1"

@@ -23,7 +23,8 @@ rule features:
         device=config["device"],
         code_version=CODE["features"],
     shell:
-        "python -m ncrepro features --run-dir results/runs/{wildcards.study}/{wildcards.run} "
+        ncrepro("features")
+        + "features --run-dir results/runs/{wildcards.study}/{wildcards.run} "
         "--data {params.data} --out {output} "
         "--device {params.device} --threads {threads} > {log} 2>&1"
 
@@ -46,7 +47,7 @@ rule metrics:
         kmeans_n_init=config["nc_limits"].get("metrics", {}).get("kmeans_n_init", 4),
         code_version=CODE["metrics"],
     shell:
-        "python -m ncrepro metrics --features {input.features} "
+        ncrepro("metrics") + "metrics --features {input.features} "
         "--run-dir results/runs/{wildcards.study}/{wildcards.run} --out {output} "
         "--kmeans-n-init {params.kmeans_n_init} "
         "--code-version {params.code_version} > {log} 2>&1"

@@ -17,7 +17,8 @@ rule aggregate:
         sheet=sheet_json,
         code_version=CODE["aggregate"],
     shell:
-        "python -m ncrepro aggregate --study {wildcards.study} --sheet '{params.sheet}' "
+        ncrepro("aggregate")
+        + "aggregate --study {wildcards.study} --sheet '{params.sheet}' "
         "--metrics {input} --runs-dir results/runs/{wildcards.study} --out {output.table} "
         "--code-version {params.code_version} > {log} 2>&1"
 
@@ -45,7 +46,7 @@ rule figure:
         sheet=figure_sheet_json,
         code_version=CODE["figures"],
     shell:
-        "python -m ncrepro figure --study {wildcards.study} --fig {wildcards.fig} "
+        ncrepro("figures") + "figure --study {wildcards.study} --fig {wildcards.fig} "
         "--metrics {input} --sheet '{params.sheet}' "
         "--config '{params.config}' --runs-dir results/runs/{wildcards.study} "
         "--out {output.pdf} > {log} 2>&1"

@@ -24,7 +24,7 @@ rule train:
         device=config["device"],
         code_version=CODE["train"],
     shell:
-        "python -m ncrepro train --spec '{params.spec}' --run {wildcards.run} "
+        ncrepro("train") + "train --spec '{params.spec}' --run {wildcards.run} "
         "--data {params.data} "
         "--out results/runs/{wildcards.study}/{wildcards.run} --scratch {params.scratch} "
         "--device {params.device} --threads {threads} "

@@ -61,10 +61,15 @@ def extract_run(
     dev = resolve_device(device)
     record = json.loads((run_dir / "run.json").read_text())
     spec, run = record["spec"], record["run"]
-    splits = {name: load_prepared(data_dir, name) for name in SPLITS}
-    train_images = splits["train"].images
+    from ncrepro.runviews import apply_view
+    from ncrepro.runviews import num_classes as view_classes
+
+    prepared = {name: load_prepared(data_dir, name) for name in SPLITS}
+    view = spec.get("view", {"kind": "full"})
+    splits = {name: apply_view(view, name, raw) for name, raw in prepared.items()}
+    train_images = splits["train"][0]
     normalizer = Normalizer.fit(train_images, spec["training"].get("normalize", "pixel")).to(dev)
-    num_classes = len(splits["train"].class_names)
+    num_classes = view_classes(view, len(prepared["train"].class_names))
     model = build_for_spec(spec, num_classes, tuple(train_images.shape[1:])).to(dev)
     steps = []
     for entry in record["checkpoints"]:
@@ -77,14 +82,14 @@ def extract_run(
             if bias_param is not None
             else np.zeros(len(weight), np.float32)
         )
-        for name, split in splits.items():
-            feats, logits = penultimate_and_logits(model, split.images, normalizer, dev, batch_size)
+        for name, (images, labels, index) in splits.items():
+            feats, logits = penultimate_and_logits(model, images, normalizer, dev, batch_size)
             write_feature_file(
                 out_dir / f"step{entry['step']}" / f"{name}.npz",
                 features=feats.astype(np.float32),
-                labels=split.labels.astype(np.int64),
+                labels=labels.astype(np.int64),
                 logits=logits.astype(np.float32),
-                index=np.asarray(split.index, dtype=np.int64),
+                index=np.asarray(index, dtype=np.int64),
                 classifier_weight=weight,
                 classifier_bias=bias,
             )

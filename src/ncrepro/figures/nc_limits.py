@@ -197,8 +197,21 @@ def _final_gap_sentence(rows: pd.DataFrame) -> str:
     )
 
 
+def _transfer_figure(name: str):
+    """fig4/fig5 live in nc_limits_transfer (which imports this module's names)."""
+
+    def render(table, config):
+        from ncrepro.figures import nc_limits_transfer
+
+        return nc_limits_transfer.FIGURES[name](table, config)
+
+    return render
+
+
 FIGURES = {
     "fig1": lambda table, config: fig_curves(table, config, weak=False),
     "fig2": lambda table, config: fig_curves(table, config, weak=True),
     "fig3": fig_grid,
+    "fig4": _transfer_figure("fig4"),
+    "fig5": _transfer_figure("fig5"),
 }

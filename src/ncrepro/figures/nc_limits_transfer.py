@@ -357,7 +357,8 @@ def fig5(table: pd.DataFrame, config: dict, *, experiment: str = TRANSFER_EXPERI
         probe_status (`ncrepro.probes.sweep_rows` writes these; plain `lr`/`status` are
         used only when probe_lr/probe_status are absent, since in the aggregated table
         those names hold the pretraining run's LR and status);
-      - optional metric "linear_probe_accuracy", split "test": plotted as a second series;
+      - optional metric "linear_probe_accuracy", split "test": kept in the points
+        (column linear) for the table, not plotted;
       - columns run, dataset, arch, seed (and view, shown in the panel title).
     y = max over LRs of finetune_accuracy, ignoring probe_status "diverged" and NaN;
     per checkpoint step: mean ± 1 std (ddof 1) over seeds. One panel per (dataset,
@@ -409,21 +410,6 @@ def fig5(table: pd.DataFrame, config: dict, *, experiment: str = TRANSFER_EXPERI
             zorder=3,
             label="fine-tune (best LR)",
         )
-        if cell["linear"].notna().any():
-            ax.errorbar(
-                cell["x"],
-                cell["linear"],
-                yerr=cell["linear_std"],
-                fmt="s",
-                mfc="none",
-                color="0.35",
-                ms=5,
-                capsize=2,
-                lw=0.8,
-                label="linear probe",
-                zorder=2,
-            )
-            ax.legend(fontsize=7, loc="best")
         cbar = fig.colorbar(sc, ax=ax, pad=0.02)
         cbar.set_label("pretraining checkpoint (SGD step)", fontsize=8)
         _maybe_log(ax, cell["x"], "x")
@@ -481,8 +467,8 @@ def fig5(table: pd.DataFrame, config: dict, *, experiment: str = TRANSFER_EXPERI
             _pick(rows, "strong_test_variance", "test").drop_duplicates("run"), "Pretraining"
         )
         + (
-            "Open squares: linear-probe test accuracy on the frozen penultimate features "
-            "(not reported in the paper, which found it much worse than fine-tuning). "
+            "The linear probe on frozen penultimate features is in the table "
+            "(metric linear_probe_accuracy), not plotted, as in the paper. "
             if "linear" in per_ckpt and per_ckpt["linear"].notna().any()
             else ""
         )

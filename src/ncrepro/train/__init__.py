@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ncrepro.train.loop import (
@@ -65,13 +66,20 @@ def run_training(
     if dev.type == "cpu":  # bit-identical reruns are promised on CPU only
         torch.use_deterministic_algorithms(True, warn_only=True)
     t0 = time.perf_counter()
+    from ncrepro.runviews import apply_view
+    from ncrepro.runviews import num_classes as view_classes
+
     train_split = load_prepared(data_dir, "train")
-    num_classes = len(train_split.class_names)
+    view = spec.get("view", {"kind": "full"})
+    images, labels, index = apply_view(view, "train", train_split)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    np.save(run_dir / "train_index.npy", index)  # the exact images this run trained on
+    num_classes = view_classes(view, len(train_split.class_names))
     model = build_for_spec(spec, num_classes, tuple(train_split.images.shape[1:]))
     n_params = sum(p.numel() for p in model.parameters())
     log(
         f"run {run}: {spec['arch']} (width {spec['width']}, {n_params:,} parameters) on "
-        f"{spec['dataset']['key']} ({len(train_split.labels)} train images, "
+        f"{spec['dataset']['key']} ({len(labels)} train images, view {view['kind']}, "
         f"{num_classes} classes), "
         f"device {dev}, {torch.get_num_threads()} threads"
     )
@@ -79,8 +87,8 @@ def run_training(
         spec,
         run,
         model,
-        train_split.images,
-        train_split.labels,
+        images,
+        labels,
         run_dir / "ckpt",
         scratch_dir,
         device=dev,

@@ -8,7 +8,6 @@ continues exactly as an uninterrupted run would (bit-identical on CPU).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
@@ -294,9 +293,8 @@ def write_run_record(
             for step, name in result.checkpoints.items()
         ],
         "n_parameters": n_params,
-        "n_train": int(
-            json.loads((data_dir / "manifest.json").read_text())["splits"]["train"]["n"]
-        ),
+        "n_train": int(np.load(ckpt_dir.parent / "train_index.npy").shape[0]),
+        "train_index_sha256": sha256_file(ckpt_dir.parent / "train_index.npy"),
         "data": {
             "dir": str(data_dir),
             "manifest": str(data_dir / "manifest.json"),
