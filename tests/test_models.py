@@ -2,6 +2,7 @@
 seeding, channels_last and state_dict round trips. Small widths keep this fast on CPU."""
 
 import io
+import types
 
 import pytest
 import torch
@@ -156,11 +157,16 @@ def test_state_dict_round_trip(arch):
         assert torch.equal(model.penultimate(x), clone.penultimate(x))
 
 
+@pytest.mark.skipif(
+    not torch.cuda.is_available(),
+    reason="channels_last is used on CUDA only (train/probe loops); on some CPUs PyTorch "
+    "2.13's CPU kernels abort or hang on these 4-channel channels_last convolutions",
+)
 @pytest.mark.parametrize("arch", CONV_ARCHS)
 def test_channels_last(arch):
     shape = (3, 32, 32)
-    model = make(arch, shape).eval()
-    x = torch.randn(4, *shape)
+    model = make(arch, shape).eval().cuda()
+    x = torch.randn(4, *shape, device="cuda")
     with torch.no_grad():
         reference = model(x)
         model = model.to(memory_format=torch.channels_last)
@@ -206,3 +212,78 @@ def test_arch_params_and_errors():
         build_model("vgg11_bn", num_classes=2, in_channels=1, image_size=8, width=0)
     with pytest.raises(ValueError, match="depth >= 1"):
         build_model("mlp", num_classes=2, in_channels=1, image_size=8, depth=0)
+
+
+# ------------------------------------------- the copied torchvision parts vs torchvision
+def _same_state(a: nn.Module, b: nn.Module) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert list(sa) == list(sb)
+    for key in sa:
+        assert torch.equal(sa[key], sb[key]), key
+
+
+@pytest.mark.parametrize("block_name", ["BasicBlock", "Bottleneck"])
+def test_resnet_blocks_match_torchvision(block_name):
+    """Same seed -> same names, initial weights and outputs as torchvision's blocks,
+    through `_make_layer` (with a stride-2 downsample) in train and eval mode."""
+    from torchvision.models import resnet as tv
+
+    from ncrepro.models import torchvision_parts as parts
+
+    def build(make, block):
+        holder = types.SimpleNamespace(
+            inplanes=16, dilation=1, groups=1, base_width=64, _norm_layer=nn.BatchNorm2d
+        )
+        torch.manual_seed(0)
+        return make(holder, block, 8, 2, stride=2)
+
+    ours = build(parts.make_layer, getattr(parts, block_name))
+    theirs = build(tv.ResNet._make_layer, getattr(tv, block_name))
+    _same_state(ours, theirs)
+    x = torch.randn(4, 16, 8, 8)
+    for train in (True, False):
+        ours.train(train), theirs.train(train)
+        assert torch.equal(ours(x), theirs(x))
+
+
+def test_densenet_matches_torchvision():
+    from torchvision.models import densenet as tv
+
+    from ncrepro.models import torchvision_parts as parts
+
+    args = dict(growth_rate=4, block_config=(2, 3, 2, 2), num_init_features=8, num_classes=5)
+    torch.manual_seed(0)
+    ours = parts.DenseNet(**args)
+    torch.manual_seed(0)
+    theirs = tv.DenseNet(**args)
+    _same_state(ours, theirs)
+    x = torch.randn(2, 3, 64, 64)
+    for train in (True, False):
+        ours.train(train), theirs.train(train)
+        assert torch.equal(ours(x), theirs(x))
+    # memory-efficient (checkpointed) layers give the same gradients
+    torch.manual_seed(1)
+    efficient = parts.DenseNet(**args, memory_efficient=True)
+    efficient.load_state_dict(ours.state_dict())
+    ours.train(), efficient.train()
+    ours(x).sum().backward(), efficient(x).sum().backward()
+    grads = zip(ours.parameters(), efficient.parameters(), strict=True)
+    assert all(torch.allclose(a.grad, b.grad, atol=1e-6) for a, b in grads)
+
+
+def test_vgg_configurations_match_torchvision():
+    from torchvision.models.vgg import cfgs
+
+    from ncrepro.models.torchvision_parts import VGG_CFGS
+
+    assert VGG_CFGS == cfgs
+
+
+def test_models_do_not_import_torchvision():
+    """Every job imports the models; torchvision's import costs seconds per process."""
+    import subprocess
+    import sys
+
+    code = "import sys, ncrepro.models, ncrepro.cli; print('torchvision' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -332,7 +332,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from ncrepro.audit import AuditError
     from ncrepro.config import ConfigError
     from ncrepro.data import CorruptDataError, DatasetMissingError
-    from ncrepro.train.loop import CheckpointError
+    from ncrepro.errors import CheckpointError
 
     errors: list[type[BaseException]] = [
         ConfigError,
@@ -346,7 +346,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ncrepro.train.loop import Interrupted
+    from ncrepro.errors import Interrupted
 
     args = build_parser().parse_args(argv)
     try:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models.densenet import DenseNet, _Transition
 
 from ncrepro.models.base import PenultimateModel, scaled
+from ncrepro.models.torchvision_parts import DenseNet, _Transition
 
 BLOCK_CONFIGS = {
     "densenet121": (6, 12, 24, 16),

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models import resnet as tv_resnet
 
 from ncrepro.models.base import PenultimateModel, scaled
+from ncrepro.models.torchvision_parts import BasicBlock, Bottleneck, make_layer
 
 BLOCKS = {
-    "resnet18": (tv_resnet.BasicBlock, [2, 2, 2, 2]),
-    "resnet50": (tv_resnet.Bottleneck, [3, 4, 6, 3]),
+    "resnet18": (BasicBlock, [2, 2, 2, 2]),
+    "resnet50": (Bottleneck, [3, 4, 6, 3]),
 }
 
 
@@ -32,11 +32,11 @@ class SmallImageResNet(PenultimateModel):
     """
 
     # torchvision's own stage builder; it reads inplanes/dilation/groups/base_width/_norm_layer.
-    _make_layer = tv_resnet.ResNet._make_layer
+    _make_layer = make_layer
 
     def __init__(
         self,
-        block: type[tv_resnet.BasicBlock | tv_resnet.Bottleneck],
+        block: type[BasicBlock | Bottleneck],
         layers: list[int],
         *,
         in_channels: int,
@@ -72,9 +72,9 @@ class SmallImageResNet(PenultimateModel):
                 nn.init.constant_(m.bias, 0)
         if zero_init_residual:
             for m in self.modules():
-                if isinstance(m, tv_resnet.Bottleneck):
+                if isinstance(m, Bottleneck):
                     nn.init.constant_(m.bn3.weight, 0)
-                elif isinstance(m, tv_resnet.BasicBlock):
+                elif isinstance(m, BasicBlock):
                     nn.init.constant_(m.bn2.weight, 0)
 
     def penultimate(self, x: torch.Tensor) -> torch.Tensor:

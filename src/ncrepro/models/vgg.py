@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models.vgg import cfgs as TV_CFGS
 
 from ncrepro.models.base import PenultimateModel, scaled
+from ncrepro.models.torchvision_parts import VGG_CFGS as TV_CFGS
 
 CONFIGS = {
     "vgg11_bn": TV_CFGS["A"],

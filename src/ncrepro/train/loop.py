@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ncrepro.errors import CheckpointError, Interrupted
 from ncrepro.provenance import (
     atomic_path,
     atomic_write_json,
@@ -32,14 +33,6 @@ from ncrepro.train.device_data import DeviceDataset, Normalizer, batch_indices, 
 
 CKPT_FORMAT = "ncrepro-checkpoint-1"
 RESUME_FORMAT = "ncrepro-resume-1"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is corrupt or belongs to another run/architecture."""
-
-
-class Interrupted(Exception):
-    """Raised after the resume state was saved on SIGTERM (or a simulated kill)."""
 
 
 def resolve_device(name: str) -> torch.device:
