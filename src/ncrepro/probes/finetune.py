@@ -25,6 +25,7 @@ from ncrepro.metrics import accuracy as _accuracy
 from ncrepro.metrics import cross_entropy as _cross_entropy
 from ncrepro.train.device_data import DeviceDataset, Normalizer, batch_indices, crop_flip
 from ncrepro.train.loop import lr_at, resolve_device
+from ncrepro.train.sgd import SGD
 
 
 def _device(device) -> torch.device:
@@ -135,9 +136,7 @@ def finetune_probe(
         net.to(dev)
         if use_cuda and train_images.ndim == 4:
             net = net.to(memory_format=torch.channels_last)
-        optimizer = torch.optim.SGD(
-            net.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
-        )
+        optimizer = SGD(net.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
         net.train()
         while step < steps:
             idx = batch_indices(len(data), batch_size, step, seed).to(dev)

@@ -30,9 +30,10 @@ from ncrepro.provenance import (
     slurm_state,
 )
 from ncrepro.train.device_data import DeviceDataset, Normalizer, batch_indices, crop_flip
+from ncrepro.train.sgd import SGD
 
 CKPT_FORMAT = "ncrepro-checkpoint-1"
-RESUME_FORMAT = "ncrepro-resume-1"
+RESUME_FORMAT = "ncrepro-resume-2"  # 2: ncrepro.train.sgd optimizer state
 
 
 def resolve_device(name: str) -> torch.device:
@@ -146,7 +147,7 @@ def train(
     if use_cuda and train_images.ndim == 4:
         model = model.to(memory_format=torch.channels_last)
     model.to(device)
-    optimizer = torch.optim.SGD(
+    optimizer = SGD(
         model.parameters(),
         lr=spec["lr"],
         momentum=cfg["momentum"],
