@@ -8,6 +8,7 @@ rule prepare_data:
         manifest="results/data/{dataset}/manifest.json",
     log:
         "results/logs/data/{dataset}.log",
+    priority: 100
     conda:
         CONDA_ENV
     params:

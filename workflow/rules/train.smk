@@ -10,6 +10,7 @@ rule train:
         ckpt=directory("results/runs/{study}/{run}/ckpt"),
     log:
         "results/logs/train/{study}/{run}.log",
+    priority: train_priority
     conda:
         CONDA_ENV
     threads: config.get("threads", 2)
