@@ -443,10 +443,11 @@ def fig5(table: pd.DataFrame, config: dict, *, experiment: str = TRANSFER_EXPERI
         else None
     )
     caption = (
-        "Figure 5. Collapsed features transfer worse. Each point is one pretraining "
-        "checkpoint (colour: its SGD step): x = its StrongTestVariance on the pretraining "
-        "(superclass) test set; y = downstream test accuracy after fine-tuning all weights "
-        "from that checkpoint with a new classification head, the best over the LR sweep "
+        "Figure 5. The paper's claim: collapsed features transfer worse. Each point is one "
+        "pretraining checkpoint (colour: its SGD step): x = its StrongTestVariance on the "
+        "pretraining (superclass) test set; y = downstream test accuracy after fine-tuning "
+        "all weights from that checkpoint with a new classification head, the best over the "
+        "LR sweep "
         f"{{{', '.join(f'{v:g}' for v in lrs)}}} (diverged LRs ignored: {n_div} of {n_ft} "
         f"fine-tunes diverged"
         + (
@@ -459,7 +460,9 @@ def fig5(table: pd.DataFrame, config: dict, *, experiment: str = TRANSFER_EXPERI
         "odd/even -> 10 classes (left), ResNet18 on CIFAR-10 objects/animals -> 8 classes "
         "(right); LR swept over 0.0005-0.25; 5 seeds. "
         + (
-            "Spearman rho(x, y) over checkpoints: " + "; ".join(rho_parts) + ". "
+            "Spearman rho(x, y) over checkpoints: "
+            + "; ".join(rho_parts)
+            + " (the claim predicts rho > 0: lower variance, lower accuracy). "
             if rho_parts
             else ""
         )
