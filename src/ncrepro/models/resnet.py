@@ -31,7 +31,7 @@ class SmallImageResNet(PenultimateModel):
     `fc`.
     """
 
-    # torchvision's own stage builder; it reads inplanes/dilation/groups/base_width/_norm_layer.
+    # torchvision's stage builder (copied); reads inplanes/dilation/groups/base_width/_norm_layer
     _make_layer = make_layer
 
     def __init__(

@@ -4,7 +4,7 @@ torchvision contributors) with the TorchScript overloads and API-usage logging r
 
 Why a copy: `import torchvision` costs 7–15 s of CPU per process (its `ops` package
 imports `torch._dynamo`), and every training, feature and probe job is its own process —
-on the 2-core quick run that import alone was a third of the wall time. The copy keeps
+the quick preset has ~80 of them, so that import alone cost 10-20 CPU-minutes. The copy keeps
 module names, construction order (so the same seed gives the same initial weights),
 initialisation and forward passes; `tests/test_models.py` checks all three against the
 installed torchvision, so an upstream change cannot slip by.
