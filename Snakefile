@@ -11,18 +11,22 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
-include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/metrics.smk"
 include: "workflow/rules/probes.smk"
+include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/render.smk"
-include: "workflow/rules/class_encoding.smk"
+
+
+# Each study in the registry brings its own rules file (figure/table rules, own stages).
+for study_key in studies.study_keys():
+
+    include: f"workflow/rules/studies/{study_key}.smk"
 
 
 localrules:
     all,
     aggregate,
-    figure,
-    ufm_figure,
-    ufm_encoding_table,
 
 
 rule all:

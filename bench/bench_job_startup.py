@@ -21,7 +21,7 @@ import time
 CASES = {
     "torchvision + models (baseline)": "import torchvision, ncrepro.models",
     "models (no torchvision)": "import ncrepro.models",
-    "metrics stage (no torch)": "import ncrepro.cli, ncrepro.evaluate",
+    "metrics stage (no torch)": "import ncrepro.cli, ncrepro.stages.metrics",
 }
 
 

@@ -1,5 +1,6 @@
 """Helpers to run the workflow in an isolated copy of the repository."""
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,8 +20,11 @@ def workflow_copy(dest: Path) -> Path:
 
 
 def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Snakemake in `workdir`; its jobs import the library of that copy (PYTHONPATH comes
+    before the editable install), so a test can add or edit library files there."""
+    env = {**os.environ, "PYTHONPATH": str(Path(workdir).resolve() / "src")}
     return subprocess.run(
-        ["snakemake", *args], cwd=workdir, capture_output=True, text=True, timeout=timeout
+        ["snakemake", *args], cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env
     )
 
 

@@ -15,8 +15,15 @@ from pipeline import job_counts, snakemake, workflow_copy
 from slurm_cluster import slurm_cluster
 
 GPU_RULES = {"train", "features", "finetune", "linear_probe"}
-CPU_RULES = {"prepare_data", "metrics", "ufm_solve"}
-LOCAL_RULES = {"aggregate", "figure", "ufm_figure", "ufm_encoding_table", "all"}
+CPU_RULES = {"prepare_data", "metrics", "class_encoding_solve"}
+LOCAL_RULES = {
+    "aggregate",
+    "nc_limits_figure",
+    "nc_limits_table",
+    "class_encoding_figure",
+    "class_encoding_table",
+    "all",
+}
 SMOKE = ("--configfile", "presets/smoke.yaml")  # last: --configfile takes every next word
 RUN_TIMEOUT = 900  # seconds: catches a hung run (e.g. sacct status checks), tolerates a busy host
 # a metric value is identified by (run, step, split, metric), within an experiment and view
@@ -71,7 +78,7 @@ def test_smoke_preset_on_slurm_matches_local_run(smoke_run, cluster, tmp_path):
         "metrics": 5,
         "finetune": 4,
         "linear_probe": 1,
-        "ufm_solve": 1,
+        "class_encoding_solve": 1,
     }
 
     # (a) the run finishes, exit 0, without hanging. The plugin checks job states 40 s after

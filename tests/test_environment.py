@@ -20,7 +20,7 @@ def test_conda_pins_match_lock(repo):
 
 
 def test_every_rule_has_conda_and_log(repo):
-    for path in (repo / "workflow/rules").glob("*.smk"):
+    for path in (repo / "workflow/rules").rglob("*.smk"):
         text = path.read_text()
         rules = re.findall(r"^rule (\w+):", text, flags=re.M)
         blocks = re.split(r"^rule \w+:", text, flags=re.M)[1:]

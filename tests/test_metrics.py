@@ -1,5 +1,7 @@
 """NC metrics: exact collapse, closed forms, a hand-computed case, invariances, subsets,
-streaming, the top-(K−1) pseudo-inverse convention, NC4 and the per-checkpoint rows."""
+streaming, the top-(K−1) pseudo-inverse convention, NC4, the per-checkpoint rows, and the
+measures of the class-encoding UFM study (ETF distance, uncentred NC3, NC3′ and its κ,
+within-class scatter, the relative-cut-off Σ_B⁺)."""
 
 import numpy as np
 import pandas as pd
@@ -12,15 +14,19 @@ from ncrepro.metrics import (
     cdnv,
     compute_all,
     cross_entropy,
+    etf_distance,
     nc1,
     nc2,
     nc2_weights,
     nc3,
+    nc3_prime,
+    nc3_prime_scale,
     nc4,
     top_eig_pinv,
     variance_ratio,
     variance_ratio_from_stats,
     weak_test_variance,
+    within_class_scatter,
 )
 
 
@@ -512,3 +518,140 @@ def test_conventions_companions():
         nc1(stats_of(h, y, 3), sigma_w="per_sample")
     with pytest.raises(TypeError, match="seed"):
         weak_test_variance.conventions(n_init=3)  # seed has no default
+
+
+# --------------------------------------------------------------------------- UFM-study measures
+
+
+def test_etf_distance_closed_forms():
+    k, d = 5, 9
+    etf = simplex_etf(k, d, seed=3)
+    # a rotated, scaled simplex ETF around any global mean: 0
+    means = 2.5 * etf + np.arange(d)
+    assert etf_distance(means, means.mean(axis=0)) == pytest.approx(0, abs=1e-14)
+    # centred means forming an orthogonal frame (G = r²I): ‖I/√K − (I − J)/√(K−1)‖_F
+    #   = √(1 + 1 − 2 tr(I − J)/√(K(K−1))) = √(2 − 2√((K−1)/K))
+    frame = 3.0 * np.eye(k, d)
+    expected = np.sqrt(2 - 2 * np.sqrt((k - 1) / k))
+    assert etf_distance(frame, np.zeros(d)) == pytest.approx(expected, rel=1e-14)
+    # ... while centring an orthogonal frame on the mean of its rows gives a simplex ETF
+    assert etf_distance(frame, frame.mean(axis=0)) == pytest.approx(0, abs=1e-14)
+    # all centred means along one direction: G ∝ 11ᵀ, G/‖G‖ = J ⟂ I − J: the maximum √2
+    assert etf_distance(np.ones((k, d)), np.zeros(d)) == pytest.approx(np.sqrt(2), rel=1e-14)
+    # K = 2 by hand: centred means (1, 0) and (0, 2): G = diag(1, 4), ‖G‖ = √17,
+    # (I − J)/‖I − J‖ = [[1, −1], [−1, 1]]/2: ‖·‖² = (1/√17 − ½)² + (4/√17 − ½)² + 2·¼
+    value = etf_distance(np.array([[1.0, 0], [0, 2]]), np.zeros(2))
+    hand = (1 / np.sqrt(17) - 0.5) ** 2 + (4 / np.sqrt(17) - 0.5) ** 2 + 0.5
+    assert value == pytest.approx(np.sqrt(hand), rel=1e-14)
+    assert np.isnan(etf_distance(np.ones((3, 2)), np.ones(2)))  # every centred mean is 0
+    assert etf_distance.conventions() == {"etf_distance": "frobenius_normalised_gram"}
+
+
+def test_nc2_gram_cosines_equal_the_default_up_to_rounding():
+    rng = np.random.default_rng(4)
+    means = rng.standard_normal((6, 4))
+    mu_g = means.mean(axis=0)
+    default, gram = nc2(means, mu_g), nc2(means, mu_g, cosines="gram")
+    assert gram == pytest.approx(default, rel=1e-12)
+    assert min(gram.values()) > 1e-3
+    for value in nc2(simplex_etf(4, 6), np.zeros(6), cosines="gram").values():
+        assert value == pytest.approx(0, abs=1e-12)
+    # the default rows keep their columns; the gram evaluation is recorded
+    assert nc2.conventions() == {"std_ddof": 0}
+    assert nc2.conventions(cosines="gram") == {"nc2_cosines": "gram", "std_ddof": 0}
+    with pytest.raises(ValueError, match="cosines"):
+        nc2(means, mu_g, cosines="pairs")
+    with pytest.raises(ValueError, match="cosines"):
+        nc2.conventions(cosines="pairs")
+
+
+def test_uncentred_nc3_hand_computed():
+    # means (1,1) and (5,3), W = I: uncentred M̄ = [[1,5],[1,3]], ‖M̄‖_F = 6, ‖I‖_F = √2:
+    # ‖I/√2 − M̄/6‖² = 1 + 1 − 2 tr(M̄)/(6√2) = 2 − 2√2/3
+    means = np.array([[1.0, 1.0], [5.0, 3.0]])
+    assert nc3(np.eye(2), means, centred=False) == pytest.approx(2 - 2 * np.sqrt(2) / 3)
+    # centred on μ_G = (3, 2) it is the value of the tiny hand case above
+    assert nc3(np.eye(2), means, means.mean(axis=0)) == pytest.approx(2 + 1 / np.sqrt(5))
+    # W = c·[μ_c] is self-dual uncentred but not centred
+    assert nc3(0.7 * means, means, centred=False) == pytest.approx(0, abs=1e-28)
+    assert nc3(0.7 * means, means, means.mean(axis=0)) > 0.1
+    assert np.isnan(nc3(np.zeros((2, 2)), means, centred=False))
+    assert nc3.conventions() == {"nc3_centred": True}
+    assert nc3.conventions(centred=False) == {"nc3_centred": False}
+    with pytest.raises(ValueError, match="global_mean"):
+        nc3(np.eye(2), means, means.mean(axis=0), centred=False)
+    with pytest.raises(ValueError, match="global_mean"):
+        nc3(np.eye(2), means)
+
+
+def test_nc3_prime_and_its_scale():
+    rng = np.random.default_rng(5)
+    k, d = 4, 7
+    means = rng.standard_normal((k, d)) + 2.0
+    rotation = np.linalg.qr(rng.standard_normal((k, k)))[0]
+    # W = κ Q H̄ᵀ (rows: κ Q [μ_c]): WᵀW = κ² H̄H̄ᵀ, so NC3′ = 0 and the scale is κ
+    weight = 1.7 * rotation @ means
+    assert nc3_prime(weight, means) == pytest.approx(0, abs=1e-14)
+    assert nc3_prime_scale(weight, means) == pytest.approx(1.7, rel=1e-12)
+    assert nc3(weight, means, centred=False) > 1e-3  # the rotation breaks NC3 itself
+    # by hand, K = d = 2: means I (H̄H̄ᵀ = I, ‖·‖ = √2), W = diag(1, 0) (WᵀW = diag(1, 0)):
+    # ‖diag(1, 0) − I/√2‖² = (1 − 1/√2)² + ½ = 2 − √2;  κ² = ⟨diag(1,0), I⟩/‖I‖² = ½
+    w = np.diag([1.0, 0.0])
+    assert nc3_prime(w, np.eye(2)) == pytest.approx(np.sqrt(2 - np.sqrt(2)), rel=1e-14)
+    assert nc3_prime_scale(w, np.eye(2)) == pytest.approx(np.sqrt(0.5), rel=1e-14)
+    assert np.isnan(nc3_prime(np.zeros((k, d)), means))
+    assert np.isnan(nc3_prime_scale(weight, np.zeros((k, d))))
+    with pytest.raises(ValueError, match="class means"):
+        nc3_prime(np.zeros((k, d + 1)), means)
+    assert nc3_prime.conventions() == {"nc3_prime_means": "uncentred"}
+    assert nc3_prime_scale.conventions()["kappa_fit"] == "least_squares"
+
+
+def test_within_class_scatter_hand_computed():
+    # the tiny case: squared deviations 2,2,4 per class (16 in all), Σ‖h_i‖² = 124, N = 6
+    h = np.array([[0, 0], [2, 0], [1, 3], [4, 4], [6, 4], [5, 1]], np.float64)
+    y = np.array([0, 0, 0, 1, 1, 1])
+    means = ClassStats.from_features(h, y, 2).means
+    assert within_class_scatter(h, y, means) == pytest.approx(np.sqrt(16 / 124))
+    assert within_class_scatter(h, y, means, relative=False) == pytest.approx(16 / 6)
+    # equals tr Σ_W of the statistics; a class without samples is not used
+    assert within_class_scatter(h, y, means, relative=False) == pytest.approx(
+        np.trace(stats_of(h, y, 2).within_class_cov())
+    )
+    padded = np.vstack([means, np.full((1, 2), np.nan)])
+    assert within_class_scatter(h, y, padded) == pytest.approx(np.sqrt(16 / 124))
+    h_collapsed, y_collapsed, true_means = clusters(k=3, d=4, n=5, sigma=0.0, offset=2.0)
+    assert within_class_scatter(h_collapsed, y_collapsed, true_means) == 0.0
+    assert np.isnan(within_class_scatter(np.zeros((3, 2)), [0, 1, 1], np.zeros((2, 2))))
+    assert within_class_scatter.conventions(relative=False) == {"relative": False}
+
+
+def test_nc1_relative_cutoff_pinv():
+    # generic means: the same NC1 as the default convention, up to rounding
+    h, y, _ = clusters(k=4, d=6, n=20, sigma=0.5, seed=3)
+    stats = stats_of(h, y, 4)
+    assert nc1(stats, sb_pinv="top_k_minus_1_rtol") == pytest.approx(nc1(stats), rel=1e-12)
+    # collinear means (0,0), (2,0), (4,0): Σ_B = diag(8/3, 0) has rank 1 < K − 1 = 2.
+    # Deviations ±(1,1) in every class: Σ_W = [[1,1],[1,1]].  The default is NaN; the
+    # cut-off inverts only λ = 8/3 on e_1: NC1 = (1/3)·Σ_W[0,0]/(8/3) = 1/8
+    means = np.array([[0.0, 0], [2, 0], [4, 0]])
+    y = np.repeat(np.arange(3), 2)
+    h = means[y] + np.tile([[1.0, 1.0], [-1.0, -1.0]], (3, 1))
+    stats = stats_of(h, y, 3)
+    np.testing.assert_allclose(stats.within_class_cov(), [[1, 1], [1, 1]])
+    assert np.isnan(nc1(stats))
+    assert nc1(stats, sb_pinv="top_k_minus_1_rtol") == pytest.approx(1 / 8, rel=1e-14)
+    # no between-class spread at all: NaN under both conventions
+    flat = stats_of(np.tile([[1.0, 1.0], [-1.0, -1.0]], (3, 1)), y, 3)
+    assert np.isnan(nc1(flat)) and np.isnan(nc1(flat, sb_pinv="top_k_minus_1_rtol"))
+    # top_eig_pinv: rtol drops the tiny eigenvalue that the exact-rank version inverts
+    m = np.diag([2.0, 1e-13, 0.0])
+    np.testing.assert_allclose(top_eig_pinv(m, 2, rtol=1e-12), np.diag([0.5, 0, 0]))
+    assert top_eig_pinv(m, 2)[1, 1] == pytest.approx(1e13)
+    with pytest.raises(ValueError):
+        top_eig_pinv(np.zeros((2, 2)), 1, rtol=1e-12)
+    assert nc1.conventions(sb_pinv="top_k_minus_1_rtol")["sb_pinv"] == "top_k_minus_1_rtol"
+    with pytest.raises(ValueError, match="sb_pinv"):
+        nc1(stats, sb_pinv="pinv")
+    with pytest.raises(ValueError, match="sb_pinv"):
+        nc1.conventions(sb_pinv="pinv")

@@ -202,8 +202,14 @@ def test_mlp_penultimate_is_last_hidden_relu():
 
 
 def test_arch_params_and_errors():
-    assert arch_params_of("mlp") == {"depth": 3, "hidden": 1024}
-    assert set(arch_params_of("densenet201")) == {"bn_size", "drop_rate", "memory_efficient"}
+    assert arch_params_of("mlp") == {"depth": 3, "hidden": 1024, "activation": "relu"}
+    assert set(arch_params_of("densenet201")) == {
+        "bn_size",
+        "drop_rate",
+        "memory_efficient",
+        "activation",
+    }
+    assert all(arch_params_of(a)["activation"] == "relu" for a in ARCHITECTURES)
     with pytest.raises(ValueError, match="unknown architecture 'alexnet'"):
         build_model("alexnet", num_classes=2, in_channels=1, image_size=8)
     with pytest.raises(ValueError, match="resnet18 does not take hidden"):
@@ -212,6 +218,152 @@ def test_arch_params_and_errors():
         build_model("vgg11_bn", num_classes=2, in_channels=1, image_size=8, width=0)
     with pytest.raises(ValueError, match="depth >= 1"):
         build_model("mlp", num_classes=2, in_channels=1, image_size=8, depth=0)
+    with pytest.raises(ValueError, match="unknown activation 'gelu'"):
+        build_model("resnet18", num_classes=2, in_channels=1, image_size=8, activation="gelu")
+
+
+# --------------------------------------- activation, embedding head, classifier options
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_silu_swaps_every_relu_and_nothing_else(arch):
+    """SiLU instead of ReLU everywhere; the same parameters, names and initial values
+    (activations have none, so the RNG draws are the same)."""
+    relu, silu = make(arch, (1, 8, 8), seed=4), make(arch, (1, 8, 8), seed=4, activation="silu")
+    assert any(isinstance(m, nn.ReLU) for m in relu.modules())
+    assert not any(isinstance(m, nn.ReLU) for m in silu.modules())
+    n_relu = sum(isinstance(m, nn.ReLU) for m in relu.modules())
+    assert sum(isinstance(m, nn.SiLU) for m in silu.modules()) == n_relu
+    _same_state(relu, silu)
+    check_contract(silu, (1, 8, 8))
+    x = torch.randn(3, 1, 8, 8)
+    relu.eval(), silu.eval()
+    with torch.no_grad():
+        assert not torch.equal(relu.penultimate(x), silu.penultimate(x))
+        if arch == "mlp":  # no BatchNorm: the features are the activation's outputs
+            assert (relu.penultimate(x) >= 0).all() and (silu.penultimate(x) < 0).any()
+
+
+def test_silu_mlp_and_densenet_closed_form():
+    mlp = make("mlp", (1, 8, 8), depth=1, hidden=16, width=1.0, activation="silu")
+    x = torch.randn(5, 1, 8, 8)
+    linear = mlp.body[1]
+    torch.testing.assert_close(mlp.penultimate(x), nn.functional.silu(linear(x.flatten(1))))
+    dense = make("densenet121", (1, 8, 8), activation="silu").eval()
+    with torch.no_grad():
+        expected = nn.functional.silu(dense.features(x)).mean((2, 3))
+        torch.testing.assert_close(dense.penultimate(x), expected, rtol=1e-5, atol=1e-6)
+
+
+HEADS = {
+    "linear": {"kind": "linear", "width": 5},
+    "nonlinear": {"kind": "nonlinear", "width": 5, "hidden": 12, "activation": "silu"},
+}
+
+
+@pytest.mark.parametrize("kind", HEADS)
+@pytest.mark.parametrize("arch", ["mlp", "resnet18", "vgg11_bn", "densenet121"])
+def test_head_is_the_input_of_the_classifier(arch, kind):
+    plain = make(arch, (1, 8, 8), seed=2)
+    model = make(arch, (1, 8, 8), seed=2, head=HEADS[kind])
+    # the backbone is built (and its RNG drawn) first: the same weights as without head
+    state = model.state_dict()
+    for key, value in plain.state_dict().items():
+        if not key.startswith("classifier."):
+            assert torch.equal(state[key], value), key
+    check_contract(model, (1, 8, 8))
+    assert model.feature_dim == 5 and model.backbone_dim == plain.feature_dim
+    assert model.classifier.in_features == 5 and model.classifier.out_features == K
+    assert list(model.state_dict())[-2:] == ["classifier.weight", "classifier.bias"]
+    model.eval()
+    x = torch.randn(3, 1, 8, 8)
+    with torch.no_grad():
+        h = model.backbone(x)
+        first = model.embedding[0](h)
+        z = first if kind == "linear" else model.embedding[2](nn.functional.silu(first))
+        assert torch.equal(model.penultimate(x), z)
+        out = model.outputs(x)
+        assert torch.equal(out.backbone, h) and torch.equal(out.features, z)
+        assert torch.equal(out.logits, model(x))
+    if kind == "nonlinear":
+        assert [type(m) for m in model.embedding] == [nn.Linear, nn.SiLU, nn.Linear]
+        assert model.embedding[0].out_features == 12
+
+
+def test_bias_free_classifier_keeps_the_architecture_init():
+    """VGG initialises its classifier N(0, 0.01): without bias the weight is the same."""
+    plain = make("vgg11_bn", (1, 8, 8), seed=3)
+    model = make("vgg11_bn", (1, 8, 8), seed=3, classifier={"bias": False})
+    assert model.classifier.bias is None and "classifier.bias" not in model.state_dict()
+    assert torch.equal(model.classifier.weight, plain.classifier.weight)
+    check_contract(model, (1, 8, 8))
+    x = torch.randn(2, 1, 8, 8)
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(x), model.penultimate(x) @ model.classifier.weight.T)
+    # with a head: a fresh bias-free nn.Linear on the embedding
+    headed = make("mlp", (1, 8, 8), head=HEADS["linear"], classifier={"bias": False})
+    assert headed.classifier.bias is None and headed.classifier.in_features == 5
+    # explicit defaults change nothing
+    same = make("vgg11_bn", (1, 8, 8), seed=3, classifier={"bias": True}, head=None)
+    _same_state(plain, same)
+
+
+@pytest.mark.parametrize("head", [None, HEADS["nonlinear"]])
+def test_encoder_without_classifier(head):
+    model = make("resnet18", (1, 8, 8), head=head, classifier="none")
+    assert model.classifier is None
+    assert not any(k.startswith("classifier") for k in model.state_dict())
+    d = 5 if head else 512 * WIDTH
+    assert model.feature_dim == d
+    x = torch.randn(2, 1, 8, 8)
+    out = model.outputs(x)
+    assert out.logits is None and out.features.shape == (2, d)
+    assert torch.equal(out.features, model.penultimate(x))
+    with pytest.raises(RuntimeError, match="no classifier"):
+        model(x)
+
+
+@pytest.mark.parametrize(
+    "head,classifier,match",
+    [
+        ({"kind": "mlp", "width": 3}, None, "linear or nonlinear"),
+        ({"kind": "linear"}, None, "head width must be an integer >= 1"),
+        ({"kind": "linear", "width": 0}, None, "head width"),
+        ({"kind": "linear", "width": 3, "activation": "relu"}, None, "does not take activation"),
+        ({"kind": "nonlinear", "width": 3, "activation": "tanh"}, None, "unknown activation"),
+        (None, {"bias": "no"}, "classifier must be"),
+        (None, "linear", "classifier must be"),
+        (None, {"bias": False, "init": "zero"}, "classifier must be"),
+    ],
+)
+def test_head_and_classifier_errors(head, classifier, match):
+    with pytest.raises(ValueError, match=match):
+        make("mlp", (1, 8, 8), head=head, classifier=classifier)
+
+
+def test_build_for_spec_reads_head_and_classifier():
+    from ncrepro.train import build_for_spec
+
+    spec = {
+        "arch": "mlp",
+        "width": 1.0,
+        "seed": 6,
+        "arch_params": {"hidden": 16, "activation": "silu"},
+        "head": HEADS["linear"],
+        "classifier": {"bias": False},
+    }
+    model = build_for_spec(spec, K, (1, 8, 8))
+    reference = make(
+        "mlp",
+        (1, 8, 8),
+        width=1.0,
+        seed=6,
+        hidden=16,
+        activation="silu",
+        head=HEADS["linear"],
+        classifier={"bias": False},
+    )
+    _same_state(model, reference)
+    assert model.feature_dim == 5 and model.classifier.bias is None
 
 
 # ------------------------------------------- the copied torchvision parts vs torchvision

@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 from ncrepro.figures import save_figure
-from ncrepro.figures.nc_limits_transfer import FIGURES, best_finetune
 from ncrepro.models import build_model
 from ncrepro.probes import (
     extract_features,
@@ -28,6 +27,7 @@ from ncrepro.probes import (
     select_best,
     sweep_rows,
 )
+from ncrepro.studies.nc_limits.transfer_figures import FIGURES, best_finetune
 from ncrepro.train.device_data import Normalizer
 
 D = 16  # feature dimension of the constructed representations
@@ -247,6 +247,42 @@ def test_finetune_divergence_is_a_status_not_an_exception():
     )
     assert r["status"] == "diverged" and r["steps_done"] < 30
     assert math.isnan(r["accuracy"]) and math.isnan(r["train_loss"])
+
+
+@pytest.mark.parametrize("classifier", [{"bias": False}, "none"])
+def test_finetune_a_model_with_head_or_without_classifier(classifier):
+    """The probe's new head reads the embedding (the classifier's input); an encoder
+    without classifier gets one; the embedding head is fine-tuned with the rest."""
+    x_train, y_train, x_test, y_test = _tiny_task()
+    torch.manual_seed(1)
+    model = build_model(
+        "mlp",
+        num_classes=2,
+        in_channels=1,
+        image_size=8,
+        hidden=32,
+        head={"kind": "linear", "width": 6},
+        classifier=classifier,
+    )
+    r = finetune_probe(
+        model,
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        num_classes=4,
+        lr=0.05,
+        steps=30,
+        batch_size=16,
+        seed=0,
+        normalizer="pixel",
+        return_model=True,
+    )
+    net = r.pop("model")
+    assert r["status"] == "completed" and math.isfinite(r["accuracy"])
+    assert net.classifier.in_features == 6 and net.classifier.bias is not None
+    assert not torch.equal(net.embedding[0].weight, model.embedding[0].weight)
+    assert model.classifier is None if classifier == "none" else model.classifier.bias is None
 
 
 def test_linear_probe_non_finite_features_are_diverged():

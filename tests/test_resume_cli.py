@@ -12,7 +12,8 @@ import torch
 
 from ncrepro.config import load_config
 from ncrepro.data import prepare
-from ncrepro.runsheet import nc_limits_spec, run_id
+from ncrepro.runspec import run_id
+from ncrepro.studies.nc_limits.runs import run_spec
 
 
 def train_cmd(spec, run, data, out, scratch):
@@ -44,7 +45,7 @@ def test_sigterm_then_rerun_is_identical(tmp_path, repo):
     config["nc_limits"]["training"].update(
         steps=400, checkpoints={"schedule": "linear", "every": 20}, log_every=20
     )
-    spec = nc_limits_spec(config, "digits", "resnet18", 0)
+    spec = run_spec(config, "digits", "resnet18", 0)
     run = run_id(spec)
     data = tmp_path / "data"
     prepare("digits", config["datasets"]["digits"]["params"], "data", False, data)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ncrepro import ufm
+from ncrepro import metrics, ufm
 from ncrepro.ufm.solver import _spectral_projection_jacobian
 
 K, N_PER = 4, 5
@@ -444,6 +444,86 @@ def test_metrics_on_synthetic_configurations():
     assert ufm.nc3(W, Hbar) == pytest.approx(ufm.theory_nc3(Kc, 2 * 0.3 - 0.3**2), rel=1e-12)
     assert ufm.fitted_kappa(W, Hbar) == pytest.approx(3.0)
     assert ufm.nc3_prime(ufm.random_orthogonal(Kc, 0) @ W, Hbar) < 1e-14
+
+
+def test_ufm_metrics_are_the_shared_metrics():
+    """ufm.* (H: d x N) are adapters over ncrepro.metrics (features N x d): same numbers
+    as the shared functions on ClassStats.from_features(H^T), with the centring on the
+    unweighted mean of the class means (global_mean="class_means").  Unequal classes, so
+    that this centring differs from the sample mean."""
+    rng = np.random.default_rng(7)
+    Kc, d = 5, 8
+    labels = rng.permutation(np.repeat(np.arange(Kc), [2, 7, 3, 5, 4]))
+    H = 2.0 * rng.standard_normal((d, Kc))[:, labels] + 0.3 * rng.standard_normal((d, 21)) + 1
+    W = rng.standard_normal((Kc, d))
+    stats = metrics.ClassStats.from_features(H.T, labels, Kc)
+    mu_g = stats.global_mean("class_means")
+    Hbar = ufm.class_means(H, labels, Kc)
+    np.testing.assert_allclose(Hbar.T, stats.means, rtol=1e-13)
+    np.testing.assert_allclose(ufm.centered_means(Hbar).T, stats.centred_means(), atol=1e-13)
+    assert ufm.nc1(H, labels, Kc) == pytest.approx(metrics.nc1(stats), rel=1e-10)
+    assert ufm.within_class_scatter(H, labels, relative=False) == pytest.approx(
+        np.trace(stats.within_class_cov()), rel=1e-12
+    )
+    assert ufm.within_class_scatter(H, labels) == pytest.approx(
+        metrics.within_class_scatter(H.T, labels, stats.means), rel=1e-12
+    )
+    shared_nc2 = metrics.nc2(stats.means, mu_g)
+    assert ufm.nc2(Hbar) == pytest.approx(
+        {**shared_nc2, "etf_distance": metrics.etf_distance(stats.means, mu_g)}, rel=1e-12
+    )
+    assert min(shared_nc2.values()) > 1e-3
+    assert ufm.nc3(W, Hbar) == pytest.approx(metrics.nc3(W, stats.means, mu_g), rel=1e-12)
+    assert ufm.nc3(W, Hbar) != pytest.approx(
+        metrics.nc3(W, stats.means, stats.global_mean("samples")), rel=1e-3
+    )
+    assert ufm.nc3(W, Hbar, centered=False) == pytest.approx(
+        metrics.nc3(W, stats.means, centred=False), rel=1e-12
+    )
+    assert ufm.nc3_prime(W, Hbar) == pytest.approx(metrics.nc3_prime(W, stats.means), rel=1e-12)
+    assert ufm.fitted_kappa(W, Hbar) == pytest.approx(
+        metrics.nc3_prime_scale(W, stats.means), rel=1e-12
+    )
+
+
+def test_metrics_of_an_orthogonal_frame():
+    """Hbar = r P (P: d x K orthonormal columns), W = Hbar^T.  Centring an orthogonal frame
+    gives a simplex ETF (NC2 and etf_distance 0); with <W^T, M> = r^2 tr(I - J) = r^2 (K-1),
+    ||W|| = r sqrt(K), ||Mc|| = r sqrt(K-1): NC3 (centred) = 2 - 2 sqrt((K-1)/K), while the
+    uncentred NC3 and NC3' are 0 and kappa = 1."""
+    rng = np.random.default_rng(3)
+    Kc, d, r = 4, 7, 1.3
+    Hbar = r * np.linalg.qr(rng.standard_normal((d, Kc)))[0]
+    W = Hbar.T.copy()
+    assert all(v == pytest.approx(0, abs=1e-14) for v in ufm.nc2(Hbar).values())
+    expected = 2 - 2 * np.sqrt((Kc - 1) / Kc)
+    assert ufm.nc3(W, Hbar) == pytest.approx(expected, rel=1e-13)
+    assert ufm.nc3(W, Hbar) == pytest.approx(ufm.theory_nc3(Kc, 0.0), rel=1e-13)
+    assert ufm.nc3(W, Hbar, centered=False) == pytest.approx(0, abs=1e-28)
+    assert ufm.nc3_prime(W, Hbar) == pytest.approx(0, abs=1e-14)
+    assert ufm.fitted_kappa(W, Hbar) == pytest.approx(1.0, rel=1e-13)
+    # not centred, the frame is at etf_distance sqrt(2 - 2 sqrt((K-1)/K)) from the simplex
+    assert metrics.etf_distance(Hbar.T, np.zeros(d)) == pytest.approx(np.sqrt(expected))
+
+
+def test_ufm_metrics_are_nan_where_undefined():
+    rng = np.random.default_rng(4)
+    H = rng.standard_normal((3, 6))
+    # one class
+    one = np.zeros(6, int)
+    assert np.isnan(ufm.nc1(H, one))
+    assert all(np.isnan(v) for v in ufm.nc2(ufm.class_means(H, one)).values())
+    # a class without samples (label 1 unused): NC1 undefined, the scatter ignores it
+    gap = np.array([0, 0, 2, 2, 3, 3])
+    assert np.isnan(ufm.nc1(H, gap, 4))
+    dense = np.array([0, 0, 1, 1, 2, 2])
+    assert ufm.within_class_scatter(H, gap) == pytest.approx(ufm.within_class_scatter(H, dense))
+    # a centred mean at 0: every NC2 measure NaN; zero W or means: NC3, NC3', kappa NaN
+    Hbar = np.c_[H[:, 0], -H[:, 0], np.zeros(3)]  # mean of the means: exactly 0
+    assert all(np.isnan(v) for v in ufm.nc2(Hbar).values())
+    zeros = np.zeros((3, 3))
+    assert np.isnan(ufm.nc3(zeros, Hbar)) and np.isnan(ufm.nc3(zeros, Hbar, centered=False))
+    assert np.isnan(ufm.nc3_prime(Hbar.T, zeros)) and np.isnan(ufm.fitted_kappa(Hbar.T, zeros))
 
 
 def test_make_labels():

@@ -27,12 +27,13 @@ def test_paper_dry_run_job_counts(tmp_path):
         "finetune": 560,
         "linear_probe": 10,
         "aggregate": 1,
-        "figure": 5,
-        "ufm_solve": 1,
-        "ufm_figure": 3,
-        "ufm_encoding_table": 1,
+        "nc_limits_figure": 5,
+        "nc_limits_table": 1,  # claims
+        "class_encoding_solve": 1,
+        "class_encoding_figure": 3,
+        "class_encoding_table": 2,  # encodings, claims
         "all": 1,
-        "total": 812,
+        "total": 814,
     }
     assert elapsed < 60
 
@@ -167,7 +168,7 @@ def test_single_figure_runs_only_what_it_needs(tmp_path):
         "train": 1,
         "features": 1,
         "metrics": 1,
-        "figure": 1,
+        "nc_limits_figure": 1,
         "total": 5,
     }
 
@@ -191,6 +192,7 @@ def test_report_has_every_figure_with_its_caption(smoke_run):
         "transition.png",
         "encodings.png",
         "encodings.csv",
+        "claims.csv",
     ):
         assert name in names, name
     assert names.count("fig1.png") == 2  # nc_limits and class_encoding
@@ -206,20 +208,33 @@ def test_report_has_every_figure_with_its_caption(smoke_run):
 
 
 @pytest.mark.slow
-def test_library_edit_lists_exactly_the_stages_it_affects(smoke_run, tmp_path):
-    """Editing the metric library changes the code of the metrics rule only (and of no
-    training or feature rule): `--list-changes code` names the metric files."""
+@pytest.mark.parametrize(
+    ("edited", "expected"),
+    [
+        # the metrics stage: every metric file, nothing else
+        ("stages/metrics.py", {"results/metrics/nc_limits/"}),
+        # fig4/fig5's module: those two figures only (fig1-3 live in another module)
+        (
+            "studies/nc_limits/transfer_figures.py",
+            {"results/figures/nc_limits/fig4.", "results/figures/nc_limits/fig5."},
+        ),
+    ],
+)
+def test_library_edit_lists_exactly_the_jobs_it_affects(smoke_run, tmp_path, edited, expected):
+    """A library edit changes the code version (a param) of exactly the rules whose stage
+    imports the edited file: `--list-changes params` names their outputs, no others."""
     import shutil
 
     work = tmp_path / "work"
     shutil.copytree(smoke_run, work, symlinks=True)
-    unchanged = snakemake(work, "--list-changes", "code", "--configfile", "presets/smoke.yaml")
+    unchanged = snakemake(work, "--list-changes", "params", "--configfile", "presets/smoke.yaml")
     assert unchanged.returncode == 0, unchanged.stderr[-3000:]
     assert "results/" not in unchanged.stdout
-    with (work / "src/ncrepro/metrics/collapse.py").open("a") as f:
+    with (work / "src/ncrepro" / edited).open("a") as f:
         f.write("\n# an edit\n")
-    changed = snakemake(work, "--list-changes", "code", "--configfile", "presets/smoke.yaml")
+    changed = snakemake(work, "--list-changes", "params", "--configfile", "presets/smoke.yaml")
     assert changed.returncode == 0, changed.stderr[-3000:]
-    listed = set(changed.stdout.split())
-    assert any(p.startswith("results/metrics/nc_limits/") for p in listed), changed.stdout
-    assert all(p.startswith("results/metrics/") for p in listed), listed
+    listed = {p for p in changed.stdout.split() if p.startswith("results/")}
+    assert listed, changed.stdout
+    assert all(any(p.startswith(e) for e in expected) for p in listed), listed
+    assert all(any(p.startswith(e) for p in listed) for e in expected), listed

@@ -29,7 +29,7 @@ def cmd_prepare_data(args) -> None:
 
 
 def cmd_train(args) -> None:
-    from ncrepro.train import run_training
+    from ncrepro.stages.train import run_training
 
     run_training(
         args.spec,
@@ -45,7 +45,7 @@ def cmd_train(args) -> None:
 
 
 def cmd_features(args) -> None:
-    from ncrepro.features import extract_run
+    from ncrepro.stages.features import extract_run
 
     extract_run(
         Path(args.run_dir),
@@ -58,7 +58,7 @@ def cmd_features(args) -> None:
 
 
 def cmd_finetune(args) -> None:
-    from ncrepro.probes.stage import run_finetune
+    from ncrepro.stages.probes import run_finetune
 
     frame = run_finetune(
         Path(args.run_dir),
@@ -76,7 +76,7 @@ def cmd_finetune(args) -> None:
 
 
 def cmd_linear_probe(args) -> None:
-    from ncrepro.probes.stage import run_linear
+    from ncrepro.stages.probes import run_linear
 
     frame = run_linear(
         Path(args.run_dir),
@@ -89,109 +89,71 @@ def cmd_linear_probe(args) -> None:
 
 
 def cmd_metrics(args) -> None:
-    from ncrepro.evaluate import evaluate_run
+    from ncrepro.stages.metrics import evaluate_run
+    from ncrepro.studies import get, load
 
+    metric_set = get(args.study).metrics
     frame = evaluate_run(
         Path(args.features),
         Path(args.run_dir),
         Path(args.out),
-        kmeans_n_init=args.kmeans_n_init,
+        compute=load(metric_set.compute),
+        options=args.options,
         code_version=args.code_version,
     )
     _log(f"metrics of {args.run_dir}: {len(frame)} rows -> {args.out}")
 
 
 def cmd_aggregate(args) -> None:
-    import pandas as pd
+    from ncrepro.stages.aggregate import write_study_table
+    from ncrepro.stages.sheet import read_sheet
 
-    from ncrepro.aggregate import aggregate_study
-    from ncrepro.provenance import atomic_path, write_provenance
-
-    sheet = pd.DataFrame(args.sheet)
-    table = aggregate_study(args.study, sheet, [Path(p) for p in args.metrics], Path(args.runs_dir))
-    table["code_version"] = args.code_version
-    tmp = atomic_path(Path(args.out))
-    table.to_parquet(tmp, index=False)
-    tmp.replace(args.out)
-    write_provenance(
+    study, _config, sheet = read_sheet(args.sheet)
+    results = Path(args.results)
+    table = write_study_table(
+        study,
+        sheet,
+        results / "metrics" / study,
+        results / "probes" / study,
+        results / "runs" / study,
         Path(args.out),
-        inputs=[Path(p) for p in args.metrics],
-        rows=table,
-        runs_dir=Path(args.runs_dir),
-        caption=f"{args.study}: every metric of every checkpoint of every run",
-        outputs=[Path(args.out)],
+        code_version=args.code_version,
     )
-    _log(f"{args.study}: {len(table)} rows from {table['run'].nunique()} runs -> {args.out}")
+    _log(f"{study}: {len(table)} rows from {table['run'].nunique()} runs -> {args.out}")
+
+
+def cmd_compute(args) -> None:
+    from ncrepro.stages.render import compute_study_table
+
+    table = compute_study_table(Path(args.sheet), Path(args.out))
+    _log(f"{len(table)} rows -> {args.out}")
 
 
 def cmd_figure(args) -> None:
-    import importlib
+    from ncrepro.stages.render import render_figure
 
-    import pandas as pd
-
-    from ncrepro.aggregate import aggregate_study
-    from ncrepro.figures import save_figure
-    from ncrepro.provenance import write_provenance
-
-    module = importlib.import_module(f"ncrepro.figures.{args.study}")
-    if args.table:  # studies without runs render from their table
-        inputs = [Path(args.table)]
-        table = pd.read_parquet(args.table)
-    else:  # the same join as the study table, restricted to this figure's runs
-        inputs = [Path(p) for p in args.metrics]
-        sheet = pd.DataFrame(args.sheet)
-        table = aggregate_study(args.study, sheet, inputs, Path(args.runs_dir))
-    fig, rows, caption = module.FIGURES[args.fig](table, args.config)
-    out = Path(args.out)
-    png = save_figure(fig, out)
-    write_provenance(
-        out,
-        inputs=inputs,
-        rows=rows,
-        runs_dir=Path(args.runs_dir),
-        caption=caption,
-        outputs=[out, png],
-    )
-    _log(f"{args.study} {args.fig}: {len(rows)} rows -> {out} (+ .png, .provenance.json)")
-
-
-def cmd_ufm_solve(args) -> None:
-    from ncrepro.class_encoding import run_study, write_parquet
-    from ncrepro.provenance import write_provenance
-
-    table = run_study(args.block)
-    write_parquet(table, args.out)
-    write_provenance(
+    rows = render_figure(
+        args.fig,
+        Path(args.sheet),
         Path(args.out),
-        inputs=[],
-        rows=table,
-        caption="class_encoding: global UFM minimisers vs closed forms",
-        outputs=[Path(args.out)],
-        extra={"config": args.block},
+        results=Path(args.results),
+        table_path=args.table,
     )
-    has = table["theory"].notna()
-    worst = table.loc[has, "residual"].abs().max()
-    _log(f"class_encoding: {len(table)} rows, max |value - theory| {worst:.3g} -> {args.out}")
+    _log(f"{args.fig}: {len(rows)} rows -> {args.out} (+ .png, .provenance.json)")
 
 
-def cmd_ufm_table(args) -> None:
-    import pandas as pd
+def cmd_table(args) -> None:
+    from ncrepro.stages.render import render_table
 
-    from ncrepro.class_encoding import encoding_cell_sources
-    from ncrepro.figures.class_encoding import write_table
-    from ncrepro.provenance import write_provenance
-
-    long = pd.read_parquet(args.table)
-    rows = write_table(long, args.out_csv, args.out_md)
-    write_provenance(
+    frame = render_table(
+        args.name,
+        Path(args.sheet),
+        Path(args.table),
         Path(args.out_csv),
-        inputs=[Path(args.table)],
-        rows=rows,
-        caption="class_encoding encoding table: numerics vs theory",
-        outputs=[Path(args.out_csv), Path(args.out_md)],
-        cells=encoding_cell_sources(long, rows),
+        Path(args.out_md),
+        results=Path(args.results),
     )
-    _log(f"encoding table: {len(rows)} rows -> {args.out_csv}, {args.out_md}")
+    _log(f"{args.name}: {len(frame)} rows -> {args.out_csv}, {args.out_md}")
 
 
 def cmd_audit(args) -> int:
@@ -271,45 +233,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_linear_probe)
 
-    p = sub.add_parser("metrics", help="NC metrics of every checkpoint of a run")
+    p = sub.add_parser("metrics", help="a study's metric set at every checkpoint of a run")
+    p.add_argument("--study", required=True)
     p.add_argument("--features", required=True)
     p.add_argument("--run-dir", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--kmeans-n-init", type=int, default=4)
+    p.add_argument("--options", type=_json, default={}, help="the metric set's options (JSON)")
     p.add_argument("--code-version", default="unknown")
     p.set_defaults(func=cmd_metrics)
 
     p = sub.add_parser("aggregate", help="one tidy Parquet table per study")
-    p.add_argument("--study", required=True)
-    p.add_argument("--sheet", type=_json, required=True)
-    p.add_argument("--metrics", nargs="+", required=True)
-    p.add_argument("--runs-dir", required=True)
+    p.add_argument("--sheet", required=True, help="the study's run sheet file")
+    p.add_argument("--results", default="results", help="results root (runs, metrics, probes)")
     p.add_argument("--out", required=True)
     p.add_argument("--code-version", default="unknown")
     p.set_defaults(func=cmd_aggregate)
 
+    p = sub.add_parser("compute", help="the table of a study without runs, computed directly")
+    p.add_argument("--sheet", required=True, help="the study's sheet file (its config)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_compute)
+
     p = sub.add_parser("figure", help="render one figure (PDF + PNG + provenance)")
-    p.add_argument("--study", required=True)
     p.add_argument("--fig", required=True)
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--metrics", nargs="+", help="metric files of the figure's runs")
-    source.add_argument("--table", help="the study table (studies without runs)")
-    p.add_argument("--sheet", type=_json, default=[])
-    p.add_argument("--config", type=_json, required=True)
-    p.add_argument("--runs-dir", default="results/runs")
+    p.add_argument("--sheet", required=True, help="the study's sheet file")
+    p.add_argument("--table", help="the study table (studies without runs)")
+    p.add_argument("--results", default="results", help="results root (runs, metrics, probes)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_figure)
 
-    p = sub.add_parser("ufm-solve", help="class_encoding: solve every UFM experiment")
-    p.add_argument("--block", type=_json, required=True, help="the class_encoding config")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_ufm_solve)
-
-    p = sub.add_parser("ufm-table", help="class_encoding: the encoding table (CSV + Markdown)")
-    p.add_argument("--table", required=True)
+    p = sub.add_parser("table", help="render one paper-style table (CSV + Markdown)")
+    p.add_argument("--name", required=True, help="the table's id in the study registry")
+    p.add_argument("--sheet", required=True, help="the study's sheet file")
+    p.add_argument("--table", required=True, help="the study table (Parquet)")
+    p.add_argument("--results", default="results", help="results root (runs)")
     p.add_argument("--out-csv", required=True)
     p.add_argument("--out-md", required=True)
-    p.set_defaults(func=cmd_ufm_table)
+    p.set_defaults(func=cmd_table)
 
     p = sub.add_parser("audit", help="verify a figure/table's provenance back to data files")
     p.add_argument("file")

@@ -7,7 +7,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
+SCHEMA_PATH = SCHEMA_DIR / "config.schema.yaml"
 
 
 class ConfigError(ValueError):
@@ -15,8 +16,14 @@ class ConfigError(ValueError):
 
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict:
+    """The shared schema with every study's part (schemas/studies/<key>.schema.yaml)
+    merged in as the property <key>: one validation for the whole config."""
     with open(path) as f:
-        return yaml.safe_load(f)
+        schema = yaml.safe_load(f)
+    for part in sorted((path.parent / "studies").glob("*.schema.yaml")):
+        with open(part) as f:
+            schema["properties"][part.name.removesuffix(".schema.yaml")] = yaml.safe_load(f)
+    return schema
 
 
 def _key_path(error: jsonschema.ValidationError) -> str:
@@ -51,29 +58,10 @@ def validate_config(config: dict, schema: dict | None = None) -> None:
 
 
 def _cross_reference_problems(config: dict) -> list[str]:
-    problems = []
-    datasets = config.get("datasets", {})
-    study = config.get("nc_limits")
-    if study and study.get("enabled"):
-        used = [study["curves"]["dataset"], *study["grid"]["datasets"]]
-        for block in ("train_size", "transfer"):
-            if (study.get(block) or {}).get("enabled"):
-                used += [s["dataset"] for s in study[block].get("settings", [])]
-        for key in used:
-            if key not in datasets:
-                problems.append(f"nc_limits uses dataset '{key}', which 'datasets' does not define")
-        archs = {study["curves"]["arch"], *study["grid"]["archs"]}
-        for swaps in study["grid"].get("arch_override", {}).values():
-            archs |= set(swaps.values())
-        for arch in sorted(archs):
-            if arch not in study["lr"]:
-                problems.append(f"nc_limits.lr has no learning rate for arch '{arch}'")
-        ckpt = study["training"]["checkpoints"]
-        if ckpt["schedule"] == "log" and "count" not in ckpt:
-            problems.append("nc_limits.training.checkpoints: schedule 'log' needs 'count'")
-        if ckpt["schedule"] == "linear" and "every" not in ckpt:
-            problems.append("nc_limits.training.checkpoints: schedule 'linear' needs 'every'")
-    return problems
+    """What the schema cannot express: each enabled study's own checks (the registry)."""
+    from ncrepro.studies import check_config
+
+    return check_config(config)
 
 
 def load_config(*paths: str | Path) -> dict:

@@ -1,19 +1,20 @@
-"""Provenance helpers: hashes, code versions, environment facts, atomic writes."""
+"""Provenance helpers: hashes, code versions, environment facts, provenance files."""
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
 import platform
 import subprocess
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
+from ncrepro.atomic import write_json
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parents[1]
-FILE_MODE = 0o644  # mkstemp creates 0600 files; results are meant to be shared
 TRACKED_PACKAGES = [
     "torch",
     "torchvision",
@@ -36,20 +37,66 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def code_version(*modules: str) -> str:
-    """Hash of the library source a stage depends on.
+def _module_file(name: str) -> Path | None:
+    """The source file of module `name` (dotted, under ncrepro), or None."""
+    parts = name.split(".")[1:]
+    base = PACKAGE_DIR.joinpath(*parts)
+    for path in (base / "__init__.py", base.with_suffix(".py")):
+        if path.is_file():
+            return path
+    return None
 
-    `modules` are paths relative to the package ("train", "models", "config.py");
-    a folder means every .py file under it. Snakemake's code trigger does not see
-    edits to an imported package, so every rule passes this as a param.
-    """
+
+def _imported_modules(path: Path, name: str) -> set[str]:
+    """ncrepro modules that the file of module `name` imports anywhere (top level or inside
+    functions); `from pkg import x` counts pkg and, where it is a module, pkg.x."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: resolve against this module's package
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            found.add(module)
+            found |= {f"{module}.{alias.name}" for alias in node.names}
+    return {m for m in found if m == "ncrepro" or m.startswith("ncrepro.")}
+
+
+def module_closure(*modules: str) -> list[Path]:
+    """Source files of `modules` and of every ncrepro module they import, transitively,
+    including the packages' __init__ files that importing them runs. Static (ast): a
+    module named only in a string (the study registry's lazy references) is not followed."""
+    seen: dict[str, Path] = {}
+    todo = list(modules)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        path = _module_file(name)
+        if path is None:
+            if name in modules:
+                raise ValueError(f"no module {name!r} in the ncrepro package")
+            continue  # `from pkg import function`: not a module
+        seen[name] = path
+        parents = [name.rsplit(".", i)[0] for i in range(1, name.count(".") + 1)]
+        todo += parents + sorted(_imported_modules(path, name))
+    return sorted(set(seen.values()))
+
+
+def code_version(*modules: str) -> str:
+    """Hash of the library source that `modules` (dotted names) run: the files of
+    `module_closure`. Snakemake's code trigger does not see edits to an imported package,
+    so every rule passes this as a param; an edit reruns exactly the rules that import
+    the edited file."""
     digest = hashlib.sha256()
-    for module in sorted(modules):
-        target = PACKAGE_DIR / module
-        files = sorted(target.rglob("*.py")) if target.is_dir() else [target]
-        for path in files:
-            digest.update(str(path.relative_to(PACKAGE_DIR)).encode())
-            digest.update(path.read_bytes())
+    for path in module_closure(*modules):
+        digest.update(str(path.relative_to(PACKAGE_DIR)).encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -88,34 +135,6 @@ def slurm_state() -> dict:
     }
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(tmp, FILE_MODE)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: str | Path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
-
-
-def atomic_path(path: str | Path):
-    """A temp path beside `path`; call `os.replace(tmp, path)` when written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    os.chmod(tmp, FILE_MODE)
-    return Path(tmp)
-
-
 ROW_KEYS = ["experiment", "run", "seed", "step", "split", "metric", "value"]
 
 
@@ -149,7 +168,7 @@ def write_provenance(
             }
         )
     path = Path(out_path).with_suffix(".provenance.json")
-    atomic_write_json(
+    write_json(
         path,
         {
             "output": str(out_path),

@@ -1,4 +1,5 @@
-# Config validation, the run sheet, code versions, input functions and targets.
+# Config validation; the run sheet, targets, probe jobs and code versions, all derived
+# from the study registry (ncrepro.studies); generic input functions.
 import json
 import sys
 from pathlib import Path
@@ -7,51 +8,92 @@ SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 # Jobs run `python -m ncrepro`: uv installs the library (editable) into its environment.
 
+from ncrepro import studies
 from ncrepro.config import ConfigError, validate_config
 from ncrepro.provenance import code_version
-from ncrepro.runsheet import build_run_sheet, probe_jobs
+from ncrepro.runspec import linear_probe_runs, probe_jobs
+from ncrepro.stages.sheet import sheet_document, sheet_text
 
 try:
     validate_config(config)
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
-RUN_SHEET, RUN_SPECS = build_run_sheet(config)
+STUDIES = {study.key: study for study in studies.enabled_studies(config)}
+RUN_SHEET, RUN_SPECS = studies.build_run_sheet(config)
 PROBE_JOBS = probe_jobs(RUN_SPECS)  # (run, step, lr): one fine-tuning job each
-CONDA_ENV = "../../envs/ncrepro.yaml"  # relative to the rule files
-CODE = {
-    "data": code_version("data", "provenance.py"),
-    "train": code_version("train", "models", "data", "runviews.py", "provenance.py"),
-    "features": code_version("features", "train", "models", "data", "runviews.py"),
-    "metrics": code_version("metrics", "evaluate.py"),
-    "probes": code_version("probes", "runviews.py", "train", "models", "data"),
-    "aggregate": code_version("aggregate.py", "runsheet.py"),
-    "figures": code_version("figures", "provenance.py", "aggregate.py"),
-    "ufm": code_version("ufm", "class_encoding.py", "provenance.py"),
+LINEAR_PROBE_RUNS = linear_probe_runs(RUN_SPECS)
+# The conda environment of every rule (--sdm conda), one path wherever a rule is written.
+CONDA_ENV = str(Path(workflow.basedir) / "envs" / "ncrepro.yaml")
+
+
+def sheet_file(study):
+    return f"results/sheets/{study}.json"
+
+
+def write_sheet_files():
+    """results/sheets/<study>.json for every enabled study, rewritten only when its content
+    changes: its mtime then reruns exactly the aggregate/figure/table jobs that read it.
+    """
+    for key in STUDIES:
+        document = sheet_document(key, studies.study_config(config, key), RUN_SHEET)
+        path, text = Path(sheet_file(key)), sheet_text(document)
+        if not path.exists() or path.read_text() != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+
+
+write_sheet_files()
+
+
+# Code versions: a hash of the library files a stage runs (its module and everything it
+# imports, ncrepro.provenance.module_closure), passed as a param, so a library edit reruns
+# exactly the jobs it affects (`snakemake --list-changes params` names them).
+STAGE_MODULES = {
+    "data": ["ncrepro.data.prepared"],
+    "train": ["ncrepro.stages.train"],
+    "features": ["ncrepro.stages.features"],
+    "metrics": ["ncrepro.stages.metrics"],
+    "probes": ["ncrepro.stages.probes"],
+    "aggregate": ["ncrepro.stages.aggregate", "ncrepro.stages.sheet"],
+    "render": ["ncrepro.stages.render"],
 }
+_CODE_CACHE = {}
 
 
-def ncrepro(stage):
-    """`python -m ncrepro` with the stage's code version in the command text: a library
-    edit changes the rule's code, so `--list-changes code` names it and it reruns."""
-    return f"NCREPRO_CODE_VERSION={CODE[stage]} python -m ncrepro "
+def code(stage, *references):
+    """Code version of `stage` plus the modules of registry references ("module:fn")."""
+    modules = STAGE_MODULES[stage] + [ref.partition(":")[0] for ref in references]
+    key = tuple(sorted(modules))
+    if key not in _CODE_CACHE:
+        _CODE_CACHE[key] = code_version(*key)
+    return _CODE_CACHE[key]
 
 
-# The experiments each figure shows: building one figure runs only their runs.
-FIGURES = {
-    "nc_limits": {
-        "fig1": ["curves"],
-        "fig2": ["curves"],
-        "fig3": ["grid"],
-        "fig4": ["train_size"],
-        "fig5": ["transfer"],
-    },
-    "class_encoding": {"fig1": [], "transition": [], "encodings": []},
-}
-# Studies whose figures come from trained runs (metric files); the others have
-# their own rules (class_encoding solves the UFM directly).
-RUN_STUDIES = "nc_limits"
-TABLES = {"class_encoding": ["encodings"]}
+def study_package(study):
+    return f"ncrepro.studies.{study}:STUDY"
+
+
+def metrics_code(wildcards):
+    return code(
+        "metrics",
+        study_package(wildcards.study),
+        STUDIES[wildcards.study].metrics.compute,
+    )
+
+
+def figure_code(wildcards):
+    figure = STUDIES[wildcards.study].figures[wildcards.fig]
+    return code("render", study_package(wildcards.study), figure.render)
+
+
+def table_code(wildcards):
+    table = STUDIES[wildcards.study].tables[wildcards.table]
+    return code("render", study_package(wildcards.study), table.render)
+
+
+def compute_code(study):
+    return code("render", study_package(study), studies.get(study).compute_table)
 
 
 wildcard_constraints:
@@ -61,34 +103,30 @@ wildcard_constraints:
     step="[0-9]+",
     lr="[0-9.e-]+",
     fig="[a-z0-9_]+",
+    table="[a-z0-9_]+",
 
 
-def as_json(obj):
-    """Compact JSON for a single-quoted shell argument."""
+NEVER = "(?!)"  # a wildcard constraint no value matches: for template rules
+
+
+def quoted_json(obj):
+    """Compact JSON for a single-quoted shell argument (fixed-size objects only)."""
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
     if "'" in text:
         raise WorkflowError(f"single quote in a config value: {text[:80]}")
     return text
 
 
-def enabled_studies():
-    return [s for s in FIGURES if config.get(s, {}).get("enabled", False)]
-
-
-def study_runs(study):
-    return sorted(RUN_SHEET.loc[RUN_SHEET["study"] == study, "run"].unique())
-
-
-def study_sheet(study):
-    return RUN_SHEET[RUN_SHEET["study"] == study].to_dict("records")
-
-
-def run_spec(wildcards):
-    return RUN_SPECS[wildcards.run]
+def run_spec_json(wildcards):
+    return quoted_json(RUN_SPECS[wildcards.run])
 
 
 def run_dataset(wildcards):
     return RUN_SPECS[wildcards.run]["dataset"]["key"]
+
+
+def data_dir(wildcards):
+    return f"results/data/{run_dataset(wildcards)}"
 
 
 def data_files(wildcards):
@@ -105,11 +143,12 @@ def dataset_source(wildcards):
 
 
 def dataset_params(wildcards):
-    return as_json(config["datasets"][wildcards.dataset].get("params", {}))
+    return quoted_json(config["datasets"][wildcards.dataset].get("params", {}))
 
 
-def spec_json(wildcards):
-    return as_json(RUN_SPECS[wildcards.run])
+def metric_options(wildcards):
+    study = STUDIES[wildcards.study]
+    return quoted_json(study.metrics.options(config[wildcards.study]))
 
 
 # Local scheduling order (Snakemake runs ready jobs by priority): data first, then the
@@ -120,19 +159,18 @@ ARCH_COST = {"densenet201": 40, "densenet121": 30, "resnet50": 20, "resnet18": 1
 
 
 def train_priority(wildcards):
-    spec = RUN_SPECS[wildcards.run]
-    return 50 + ARCH_COST.get(spec["arch"], 0)
+    return 50 + ARCH_COST.get(RUN_SPECS[wildcards.run]["arch"], 0)
 
 
-def figure_sheet(wildcards):
-    sheet = RUN_SHEET[RUN_SHEET["study"] == wildcards.study]
-    return sheet[sheet["experiment"].isin(FIGURES[wildcards.study][wildcards.fig])]
+def rule_resources(stage, key, default):
+    return config.get("resources", {}).get(stage, {}).get(key, default)
 
 
 def run_result_files(study, runs):
-    """Metric files of `runs` plus the probe files of those that have probes."""
-    runs = set(runs)
-    files = [f"results/metrics/{study}/{run}.parquet" for run in sorted(runs)]
+    """Run records, metric files and probe files of `runs`: what aggregation reads."""
+    runs = sorted(set(runs))
+    files = [f"results/runs/{study}/{run}/run.json" for run in runs]
+    files += [f"results/metrics/{study}/{run}.parquet" for run in runs]
     files += [
         f"results/probes/{study}/{run}/step{step}/finetune_lr{lr}.parquet"
         for run, step, lr in PROBE_JOBS
@@ -140,55 +178,48 @@ def run_result_files(study, runs):
     ]
     files += [
         f"results/probes/{study}/{run}/linear.parquet"
-        for run in sorted(runs)
-        if "finetune" in RUN_SPECS[run]
+        for run in runs
+        if run in LINEAR_PROBE_RUNS
     ]
     return files
 
 
-def figure_metric_files(wildcards):
-    return run_result_files(wildcards.study, figure_sheet(wildcards)["run"].unique())
+def study_runs(study, experiments=None):
+    sheet = RUN_SHEET[RUN_SHEET["study"] == study]
+    if experiments is not None:
+        sheet = sheet[sheet["experiment"].isin(experiments)]
+    return sheet["run"].unique()
 
 
-def figure_sheet_json(wildcards):
-    return as_json(figure_sheet(wildcards).to_dict("records"))
-
-
-def study_metric_files(wildcards):
-    return run_result_files(wildcards.study, study_runs(wildcards.study))
-
-
-def data_dir(wildcards):
-    return f"results/data/{run_dataset(wildcards)}"
-
-
-def sheet_json(wildcards):
-    return as_json(study_sheet(wildcards.study))
-
-
-def figure_config_json(wildcards):
-    study = getattr(wildcards, "study", "class_encoding")
-    return as_json(
-        {
-            "preset": config["preset"],
-            "datasets": config["datasets"],
-            study: config[study],
-        }
+def aggregate_inputs(wildcards):
+    return [sheet_file(wildcards.study)] + run_result_files(
+        wildcards.study, study_runs(wildcards.study)
     )
 
 
-def rule_resources(stage, key, default):
-    return config.get("resources", {}).get(stage, {}).get(key, default)
+def figure_inputs(wildcards):
+    """A run study's figure reads its own runs' results (one figure builds without the
+    other experiments); a study without runs reads its study table."""
+    study = STUDIES[wildcards.study]
+    if not study.has_runs:
+        return [sheet_file(study.key), f"results/tables/{study.key}.parquet"]
+    runs = study_runs(study.key, study.figures[wildcards.fig].experiments)
+    return [sheet_file(study.key)] + run_result_files(study.key, runs)
+
+
+def table_inputs(wildcards):
+    return [sheet_file(wildcards.study), f"results/tables/{wildcards.study}.parquet"]
+
+
+def figure_table_argument(wildcards):
+    """`--table` for a study without runs (its figures read the study table)."""
+    if STUDIES[wildcards.study].has_runs:
+        return ""
+    return f"--table results/tables/{wildcards.study}.parquet"
+
+
+RUN_STUDIES = "|".join(k for k, s in STUDIES.items() if s.has_runs) or NEVER
 
 
 def all_targets():
-    targets = []
-    for study in enabled_studies():
-        targets.append(f"results/tables/{study}.parquet")
-        targets += [f"results/figures/{study}/{fig}.pdf" for fig in FIGURES[study]]
-        targets += [f"results/tables/{study}/{t}.csv" for t in TABLES.get(study, [])]
-    return targets
-
-
-def study_block_json(study):
-    return as_json(config[study])
+    return studies.targets(config)

@@ -8,6 +8,8 @@ rule prepare_data:
         manifest="results/data/{dataset}/manifest.json",
     log:
         "results/logs/data/{dataset}.log",
+    benchmark:
+        "results/benchmarks/prepare_data/{dataset}.tsv"
     priority: 100
     conda:
         CONDA_ENV
@@ -16,9 +18,8 @@ rule prepare_data:
         params=dataset_params,
         root=config["data"]["root"],
         download=config["data"]["download"],
-        code_version=CODE["data"],
+        code_version=code("data"),
     shell:
-        ncrepro("data")
-        + "prepare-data --source {params.source} --params '{params.params}' "
+        "python -m ncrepro prepare-data --source {params.source} --params '{params.params}' "
         "--root {params.root:q} --download {params.download} "
         "--out results/data/{wildcards.dataset} > {log} 2>&1"

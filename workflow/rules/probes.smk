@@ -1,5 +1,5 @@
-# Probes of pretrained checkpoints (nc_limits fig5): one fine-tuning job per
-# (checkpoint, LR) so a cluster runs the sweep in parallel; one linear-probe job per run.
+# Probes of pretrained checkpoints, declared by the run specs (`finetune`): one fine-tuning
+# job per (checkpoint, LR) so a cluster runs the sweep in parallel; one linear-probe job per run.
 
 
 rule finetune:
@@ -11,6 +11,8 @@ rule finetune:
         "results/probes/{study}/{run}/step{step}/finetune_lr{lr}.parquet",
     log:
         "results/logs/probes/{study}/{run}/step{step}_lr{lr}.log",
+    benchmark:
+        "results/benchmarks/finetune/{study}/{run}/step{step}_lr{lr}.tsv"
     conda:
         CONDA_ENV
     threads: config.get("threads", 2)
@@ -21,10 +23,9 @@ rule finetune:
     params:
         data=data_dir,
         device=config["device"],
-        code_version=CODE["probes"],
+        code_version=code("probes"),
     shell:
-        ncrepro("probes")
-        + "finetune --run-dir results/runs/{wildcards.study}/{wildcards.run} "
+        "python -m ncrepro finetune --run-dir results/runs/{wildcards.study}/{wildcards.run} "
         "--data {params.data} --step {wildcards.step} --lr {wildcards.lr} --out {output} "
         "--device {params.device} --threads {threads} > {log} 2>&1"
 
@@ -38,6 +39,8 @@ rule linear_probe:
         "results/probes/{study}/{run}/linear.parquet",
     log:
         "results/logs/probes/{study}/{run}/linear.log",
+    benchmark:
+        "results/benchmarks/linear_probe/{study}/{run}.tsv"
     conda:
         CONDA_ENV
     threads: config.get("threads", 2)
@@ -48,9 +51,8 @@ rule linear_probe:
     params:
         data=data_dir,
         device=config["device"],
-        code_version=CODE["probes"],
+        code_version=code("probes"),
     shell:
-        ncrepro("probes")
-        + "linear-probe --run-dir results/runs/{wildcards.study}/{wildcards.run} "
+        "python -m ncrepro linear-probe --run-dir results/runs/{wildcards.study}/{wildcards.run} "
         "--data {params.data} --out {output} --device {params.device} "
         "--threads {threads} > {log} 2>&1"

@@ -1,52 +1,52 @@
-# Aggregation into one Parquet table per study, and figure rendering (local rules).
-
-
-rule aggregate:
-    input:
-        study_metric_files,
-    output:
-        table="results/tables/{study}.parquet",
-        provenance="results/tables/{study}.provenance.json",
-    log:
-        "results/logs/aggregate/{study}.log",
-    wildcard_constraints:
-        study=RUN_STUDIES,
-    conda:
-        CONDA_ENV
-    params:
-        sheet=sheet_json,
-        code_version=CODE["aggregate"],
-    shell:
-        ncrepro("aggregate")
-        + "aggregate --study {wildcards.study} --sheet '{params.sheet}' "
-        "--metrics {input} --runs-dir results/runs/{wildcards.study} --out {output.table} "
-        "--code-version {params.code_version} > {log} 2>&1"
+# Templates of the figure and table rules. They match no study themselves (NEVER): each
+# study's rules file instantiates them (`use rule figure as <study>_figure with: ...`)
+# with its own outputs, report caption and benchmark path. Aggregation and rendering are
+# cheap and local.
 
 
 rule figure:
     input:
-        figure_metric_files,
+        figure_inputs,
     output:
         pdf="results/figures/{study}/{fig}.pdf",
-        png=report(
-            "results/figures/{study}/{fig}.png",
-            caption="../report/nc_limits.rst",
-            category="{study}",
-            labels={"study": "{study}", "figure": "{fig}"},
-        ),
+        png="results/figures/{study}/{fig}.png",
         provenance="results/figures/{study}/{fig}.provenance.json",
     log:
         "results/logs/figures/{study}/{fig}.log",
+    benchmark:
+        "results/benchmarks/figure/{study}/{fig}.tsv"
     wildcard_constraints:
-        study=RUN_STUDIES,
+        study=NEVER,
     conda:
         CONDA_ENV
     params:
-        config=figure_config_json,
-        sheet=figure_sheet_json,
-        code_version=CODE["figures"],
+        sheet=lambda wildcards: sheet_file(wildcards.study),
+        table=figure_table_argument,
+        code_version=figure_code,
     shell:
-        ncrepro("figures") + "figure --study {wildcards.study} --fig {wildcards.fig} "
-        "--metrics {input} --sheet '{params.sheet}' "
-        "--config '{params.config}' --runs-dir results/runs/{wildcards.study} "
+        "python -m ncrepro figure --fig {wildcards.fig} --sheet {params.sheet} {params.table} "
         "--out {output.pdf} > {log} 2>&1"
+
+
+rule table:
+    input:
+        table_inputs,
+    output:
+        csv="results/tables/{study}/{table}.csv",
+        md="results/tables/{study}/{table}.md",
+        provenance="results/tables/{study}/{table}.provenance.json",
+    log:
+        "results/logs/tables/{study}/{table}.log",
+    benchmark:
+        "results/benchmarks/table/{study}/{table}.tsv"
+    wildcard_constraints:
+        study=NEVER,
+    conda:
+        CONDA_ENV
+    params:
+        sheet=lambda wildcards: sheet_file(wildcards.study),
+        code_version=table_code,
+    shell:
+        "python -m ncrepro table --name {wildcards.table} --sheet {params.sheet} "
+        "--table results/tables/{wildcards.study}.parquet "
+        "--out-csv {output.csv} --out-md {output.md} > {log} 2>&1"

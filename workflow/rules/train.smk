@@ -10,6 +10,8 @@ rule train:
         ckpt=directory("results/runs/{study}/{run}/ckpt"),
     log:
         "results/logs/train/{study}/{run}.log",
+    benchmark:
+        "results/benchmarks/train/{study}/{run}.tsv"
     priority: train_priority
     conda:
         CONDA_ENV
@@ -20,12 +22,12 @@ rule train:
         mem_mb=rule_resources("train", "mem_mb", 4000),
     params:
         data=data_dir,
-        spec=spec_json,
+        spec=run_spec_json,
         scratch="results/scratch/{study}/{run}",
         device=config["device"],
-        code_version=CODE["train"],
+        code_version=code("train"),
     shell:
-        ncrepro("train") + "train --spec '{params.spec}' --run {wildcards.run} "
+        "python -m ncrepro train --spec '{params.spec}' --run {wildcards.run} "
         "--data {params.data} "
         "--out results/runs/{wildcards.study}/{wildcards.run} --scratch {params.scratch} "
         "--device {params.device} --threads {threads} "

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from ncrepro.provenance import atomic_path, write_provenance  # noqa: E402, F401
+from ncrepro.atomic import atomic_output  # noqa: E402
 
 PALETTE = {
     "train_variance": "#6a3d9a",  # purple, as in the paper
@@ -23,6 +23,45 @@ LABELS = {
     "strong_test_variance": "StrongTestVariance",
     "weak_test_variance": "WeakTestVariance",
 }
+
+# Display names of datasets and architectures (captions, titles, tables).
+DATASET_NAMES = {
+    "digits": "digits",
+    "synth10": "synth",
+    "mnist": "MNIST",
+    "fashion_mnist": "Fashion-MNIST",
+    "cifar10": "CIFAR-10",
+    "svhn": "SVHN",
+    "stl10": "STL-10",
+}
+ARCH_NAMES = {
+    "resnet18": "ResNet18",
+    "resnet50": "ResNet50",
+    "densenet121": "DenseNet121",
+    "densenet201": "DenseNet201",
+    "vgg11_bn": "VGG11-BN",
+    "vgg13_bn": "VGG13-BN",
+    "vgg16_bn": "VGG16-BN",
+    "mlp": "MLP",
+}
+
+
+def dataset_label(key: str, config: dict | None) -> str:
+    """Display name of a dataset, with what it stands in for (quick preset)."""
+    name = DATASET_NAMES.get(key, key)
+    stands_in = (config or {}).get("datasets", {}).get(key, {}).get("stands_in_for")
+    return f"{name} (for {stands_in})" if stands_in else name
+
+
+def compact_number(x: float) -> str:
+    """Compact number: 0, 3 significant digits, exponent for tiny/huge values."""
+    if x is None or not np.isfinite(x):
+        return "—"
+    if x == 0:
+        return "0"
+    if 1e-3 <= abs(x) < 1e4:
+        return f"{x:.3g}"
+    return f"{x:.1e}".replace("e-0", "e-").replace("e+0", "e+")
 
 
 def set_style() -> None:
@@ -55,8 +94,7 @@ def save_figure(fig, pdf_path: Path) -> Path:
     pdf_path = Path(pdf_path)
     png_path = pdf_path.with_suffix(".png")
     for path in (pdf_path, png_path):
-        tmp = atomic_path(path)
-        fig.savefig(tmp, format=path.suffix[1:], bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, format=path.suffix[1:], bbox_inches="tight")
     plt.close(fig)
     return png_path

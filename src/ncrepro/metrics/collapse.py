@@ -5,6 +5,9 @@ Sources of the definitions:
   [H]  Hui, Belkin & Nakkiran (2022), "Limitations of neural collapse ...", §3.1:
        TrainVariance, StrongTestVariance, WeakTestVariance.
   [G]  Galanti, György & Hutter (2022): class-distance normalized variance (CDNV).
+  [M]  Massion, Makhlouf & Massart, "The role of class encoding in neural collapse"
+       (unconstrained-features model with bias): uncentred NC3 (eq. (3)), NC3′ (eq. (12))
+       and its scale κ (Theorem IV.4); ETF distance and within-class scatter of its code.
 
 Every function returns a plain float (NC2: a dict of floats); the conventions that change
 the number are keyword arguments, and ``fn.conventions(**kwargs)`` returns them as a dict.
@@ -25,6 +28,11 @@ def _ratio(num: float, den: float) -> float:
     if den == 0:
         return float("nan") if num == 0 else float("inf")
     return float(num / den)
+
+
+def _check_value(name: str, value, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not one of {allowed}")
 
 
 def _need_two_classes(k: int) -> None:
@@ -177,37 +185,77 @@ def top_eigenpairs(matrix, rank: int):
     return values[::-1][:rank], vectors[:, ::-1][:, :rank]
 
 
-def top_eig_pinv(matrix, rank: int) -> np.ndarray:
+def top_eig_pinv(matrix, rank: int, *, rtol: float | None = None) -> np.ndarray:
     """Pseudo-inverse built from exactly the top ``rank`` eigenpairs: V Λ⁻¹ Vᵀ.
 
     For Σ_B (rank ≤ K−1) with rank = K−1 this inverts only the between-class subspace;
     a default-tolerance ``pinv`` also inverts the d−K+1 noise eigenvalues of a Σ_B
     computed in float32, which can make Tr(Σ_W Σ_B⁺) huge or negative.
+
+    rtol: None (default) uses all ``rank`` eigenpairs and raises if λ_rank ≤ 0.  A number
+    keeps, among the top ``rank``, only the eigenpairs with λ > rtol·λ_1 (a truncated
+    pseudo-inverse, defined for a matrix of lower rank); raises only if λ_1 ≤ 0.
     """
     values, vectors = top_eigenpairs(matrix, rank)
+    if rtol is not None:
+        if values.size == 0 or values[0] <= 0:
+            raise ValueError("the largest eigenvalue is <= 0: nothing to invert")
+        keep = values > rtol * values[0]
+        return (vectors[:, keep] / values[keep]) @ vectors[:, keep].T
     if values[-1] <= 0:
         raise ValueError(f"eigenvalue {rank} is {values[-1]:.3g} <= 0: matrix rank < {rank}")
     return (vectors / values) @ vectors.T
 
 
-@declare_conventions(("sigma_w", "global_mean"), fixed={"sb_pinv": "top_k_minus_1"})
-def nc1(stats: ClassStats, *, sigma_w: str = "pooled", global_mean: str = "class_means") -> float:
+# Σ_B⁺ conventions of NC1 (the first is the default).
+SB_PINV = ("top_k_minus_1", "top_k_minus_1_rtol")
+# Relative eigenvalue cut-off of sb_pinv="top_k_minus_1_rtol".
+SB_PINV_RTOL = 1e-12
+
+
+def _sb_pinv_convention(kwargs: dict) -> dict:
+    _check_value("sb_pinv", kwargs.get("sb_pinv", SB_PINV[0]), SB_PINV)
+    return {}
+
+
+@declare_conventions(("sigma_w", "global_mean", "sb_pinv"), derive=_sb_pinv_convention)
+def nc1(
+    stats: ClassStats,
+    *,
+    sigma_w: str = "pooled",
+    global_mean: str = "class_means",
+    sb_pinv: str = "top_k_minus_1",
+) -> float:
     """NC1 = (1/K) Tr(Σ_W Σ_B⁺)  ([P] Fig. 6).
 
-    Σ_B⁺ from exactly the top K−1 eigenpairs (min(K−1, d) if d < K−1) of the symmetrized
-    float64 Σ_B: Tr(Σ_W Σ_B⁺) = Σ_k v_kᵀ Σ_W v_k / λ_k, each term ≥ 0, so NC1 ≥ 0.
+    sb_pinv="top_k_minus_1" (default): Σ_B⁺ from exactly the top K−1 eigenpairs
+    (min(K−1, d) if d < K−1) of the symmetrized float64 Σ_B: Tr(Σ_W Σ_B⁺) =
+    Σ_k v_kᵀ Σ_W v_k / λ_k, each term ≥ 0, so NC1 ≥ 0.
     (Rounding can make v_kᵀ Σ_W v_k = −O(ε‖Σ_W‖); such terms are clipped to 0.)
     NaN if the class means are (numerically) affinely dependent: λ_{K−1} ≤ max(K, d)·ε·λ_1.
+
+    sb_pinv="top_k_minus_1_rtol" (the UFM code, ``ncrepro.ufm.nc1``): of the same top
+    K−1 eigenpairs keep those with λ > 1e-12·λ_1 (`SB_PINV_RTOL`), so class means of
+    affine rank < K−1 give a finite NC1 on their own span; NaN only if Σ_B = 0.
+    Tr(Σ_W Σ_B⁺) is taken of the product matrix, unclipped (−O(ε) possible at exact
+    collapse).  Equal to the default up to rounding when λ_{K−1} is well above the cut-off.
 
     sigma_w: "pooled" (default, [P]) or "class_averaged"; global_mean: μ_G for Σ_B,
     "class_means" (default; Σ_B then has rank ≤ K−1 exactly) or "samples" (rank can reach
     K on unbalanced data, and the top-(K−1) truncation then drops a real direction).
     """
+    _check_value("sb_pinv", sb_pinv, SB_PINV)
     k = stats.num_classes
     _need_two_classes(k)
     stats.require_all_present("NC1")
     sw = stats.within_class_cov(sigma_w)
     sb = stats.between_class_cov(global_mean)
+    if sb_pinv == "top_k_minus_1_rtol":
+        try:
+            pinv = top_eig_pinv(sb, min(k - 1, stats.dim), rtol=SB_PINV_RTOL)
+        except ValueError:  # Σ_B = 0 (or negative): no between-class spread
+            return float("nan")
+        return float(np.trace(sw @ pinv) / k)
     values, vectors = top_eigenpairs(sb, min(k - 1, stats.dim))
     if values[0] <= 0 or values[-1] <= max(k, stats.dim) * _EPS * values[0]:
         return float("nan")
@@ -218,14 +266,22 @@ def nc1(stats: ClassStats, *, sigma_w: str = "pooled", global_mean: str = "class
 # --------------------------------------------------------------------------- [P] NC2, NC3
 
 
-def _nc2_of_rows(vectors: np.ndarray) -> dict[str, float]:
+# How NC2 evaluates the pairwise cosines (the first is the default); see `nc2`.
+NC2_COSINES = ("unit_rows", "gram")
+
+
+def _nc2_of_rows(vectors: np.ndarray, cosines: str = "unit_rows") -> dict[str, float]:
+    _check_value("cosines", cosines, NC2_COSINES)
     vectors = np.asarray(vectors, np.float64)
     k = len(vectors)
     _need_two_classes(k)
     norms = np.linalg.norm(vectors, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        unit = vectors / norms[:, None]
-        cos = (unit @ unit.T)[np.triu_indices(k, k=1)]
+        if cosines == "unit_rows":
+            unit = vectors / norms[:, None]
+            cos = (unit @ unit.T)[np.triu_indices(k, k=1)]
+        else:
+            cos = ((vectors @ vectors.T) / np.outer(norms, norms))[~np.eye(k, dtype=bool)]
         equinorm = norms.std() / norms.mean()
     return {
         "equinorm": float(equinorm),
@@ -234,8 +290,14 @@ def _nc2_of_rows(vectors: np.ndarray) -> dict[str, float]:
     }
 
 
-@declare_conventions(fixed={"std_ddof": 0})
-def nc2(means, global_mean) -> dict[str, float]:
+def _nc2_cosines_convention(kwargs: dict) -> dict:
+    cosines = kwargs.get("cosines", NC2_COSINES[0])
+    _check_value("cosines", cosines, NC2_COSINES)
+    return {} if cosines == NC2_COSINES[0] else {"nc2_cosines": cosines}
+
+
+@declare_conventions(fixed={"std_ddof": 0}, derive=_nc2_cosines_convention)
+def nc2(means, global_mean, *, cosines: str = "unit_rows") -> dict[str, float]:
     """NC2 of the centred class means μ̃_c = μ_c − μ_G ([P] Figs. 2–5):
 
     equinorm       = std_c ‖μ̃_c‖ / mean_c ‖μ̃_c‖            (population std, ddof=0)
@@ -243,10 +305,40 @@ def nc2(means, global_mean) -> dict[str, float]:
     max_angle      = mean over c ≠ c′ of |cos(μ̃_c, μ̃_c′) + 1/(K−1)|
 
     means: K×d; global_mean: the d-vector μ_G (e.g. ``stats.global_mean("class_means")``).
-    All three are 0 for a simplex equiangular tight frame.
+    All three are 0 for a simplex equiangular tight frame; see `etf_distance` for a
+    distance of the whole Gram matrix to the simplex ETF.
+
+    cosines: how the cosines are evaluated — "unit_rows" (default: products of the
+    normalised rows, pairs c < c′) or "gram" (M̄ᵀM̄ / (‖μ̃_c‖ ‖μ̃_c′‖) over all ordered
+    pairs c ≠ c′, each pair twice; the UFM code, ``ncrepro.ufm.nc2``).  The two give the
+    same numbers up to rounding; "gram" is recorded as ``nc2_cosines`` (the default is not
+    recorded, so the default rows keep their columns).
     """
     means = np.asarray(means, np.float64)
-    return _nc2_of_rows(means - np.asarray(global_mean, np.float64))
+    return _nc2_of_rows(means - np.asarray(global_mean, np.float64), cosines)
+
+
+@declare_conventions(fixed={"etf_distance": "frobenius_normalised_gram"})
+def etf_distance(means, global_mean) -> float:
+    """Distance of the centred class means' Gram matrix to the simplex ETF's:
+
+        ‖ G/‖G‖_F − (I − J)/‖I − J‖_F ‖_F,   G = M̄ᵀM̄ (K×K), J = 11ᵀ/K,
+
+    with M̄ = [μ_c − μ_G] (d×K).  Invariant to rotations and scale of the means; 0 iff the
+    centred means form a simplex ETF (equal norms, cosines −1/(K−1)); in [0, √2] (both
+    normalised matrices are positive semi-definite).  Centred means forming an orthogonal
+    frame of equal norms (G = r²I) give √(2 − 2√((K−1)/K)).
+    NaN if every centred mean is 0.  means: K×d; global_mean: d-vector.
+    """
+    centred = np.asarray(means, np.float64) - np.asarray(global_mean, np.float64)
+    k = len(centred)
+    _need_two_classes(k)
+    gram = centred @ centred.T
+    norm = np.linalg.norm(gram)
+    if norm == 0:
+        return float("nan")
+    etf = np.eye(k) - np.full((k, k), 1.0 / k)
+    return float(np.linalg.norm(gram / norm - etf / np.linalg.norm(etf)))
 
 
 @declare_conventions(fixed={"std_ddof": 0})
@@ -255,18 +347,93 @@ def nc2_weights(weight) -> dict[str, float]:
     return _nc2_of_rows(weight)
 
 
-@declare_conventions()
-def nc3(weight, means, global_mean) -> float:
+@declare_conventions(("centred",), rename={"centred": "nc3_centred"})
+def nc3(weight, means, global_mean=None, *, centred: bool = True) -> float:
     """NC3 (self-duality, [P] Fig. 7) = ‖Wᵀ/‖W‖_F − M̄/‖M̄‖_F‖_F², M̄ = [μ_c − μ_G] (d×K).
 
     weight: the classifier W (K×d); means: K×d; global_mean: d-vector.  In [0, 4];
-    0 iff W = c·M̄ᵀ with c > 0.
+    0 iff W = c·M̄ᵀ with c > 0.  NaN if W = 0 or M̄ = 0.
+
+    centred=False: the uncentred NC3 with M̄ = [μ_c] (no global_mean; [M] eq. (3):
+    Wᵀ = κ H̄ at the UFM optimum).  Recorded as ``nc3_centred``.
     """
     w = np.asarray(weight, np.float64)
-    m = np.asarray(means, np.float64) - np.asarray(global_mean, np.float64)  # M̄ᵀ, K×d
+    if centred == (global_mean is None):
+        raise ValueError("pass global_mean for the centred NC3 and none with centred=False")
+    m = np.asarray(means, np.float64)
+    if centred:
+        m = m - np.asarray(global_mean, np.float64)  # M̄ᵀ, K×d
     if w.shape != m.shape:
         raise ValueError(f"W is {w.shape} but the class means are {m.shape}")
-    return float(np.sum((w / np.linalg.norm(w) - m / np.linalg.norm(m)) ** 2))
+    nw, nm = np.linalg.norm(w), np.linalg.norm(m)
+    if nw == 0 or nm == 0:
+        return float("nan")
+    # summed in the d×K orientation of the definition (Wᵀ, M̄)
+    return float(np.sum((w.T / nw - m.T / nm) ** 2))
+
+
+@declare_conventions(fixed={"nc3_prime_means": "uncentred"})
+def nc3_prime(weight, means) -> float:
+    """NC3′ ([M] eq. (12)) = ‖ WᵀW/‖WᵀW‖_F − H̄H̄ᵀ/‖H̄H̄ᵀ‖_F ‖_F, H̄ = [μ_c] (d×K, uncentred).
+
+    0 iff Wᵀ = κ H̄ Qᵀ for some κ > 0 and orthogonal Q (K×K), i.e. self-duality up to a
+    rotation of the classes; [M] Theorem IV.4: 0 at the UFM optimum for balanced classes
+    whatever the label encoding.  In [0, √2].  NaN if W = 0 or all means are 0.
+    weight: W (K×d); means: K×d.
+    """
+    w, m = np.asarray(weight, np.float64), np.asarray(means, np.float64)
+    if w.shape != m.shape:
+        raise ValueError(f"W is {w.shape} but the class means are {m.shape}")
+    a, b = w.T @ w, m.T @ m
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    if na == 0 or nb == 0:
+        return float("nan")
+    return float(np.linalg.norm(a / na - b / nb))
+
+
+@declare_conventions(fixed={"nc3_prime_means": "uncentred", "kappa_fit": "least_squares"})
+def nc3_prime_scale(weight, means) -> float:
+    """κ of NC3′: the least-squares κ ≥ 0 in WᵀW = κ² H̄H̄ᵀ (H̄ = [μ_c], d×K, uncentred),
+
+        κ² = ⟨WᵀW, H̄H̄ᵀ⟩_F / ‖H̄H̄ᵀ‖_F²
+
+    ([M] Theorem IV.4: κ = √(λ_H n / λ_W) for balanced classes).  NaN if the means are all
+    0 or the fitted κ² < 0.  weight: W (K×d); means: K×d.
+    """
+    w, m = np.asarray(weight, np.float64), np.asarray(means, np.float64)
+    if w.shape != m.shape:
+        raise ValueError(f"W is {w.shape} but the class means are {m.shape}")
+    a, b = w.T @ w, m.T @ m
+    nb2 = float(np.sum(b * b))
+    if nb2 == 0:
+        return float("nan")
+    k2 = float(np.sum(a * b)) / nb2
+    return float(np.sqrt(k2)) if k2 >= 0 else float("nan")
+
+
+# --------------------------------------------------------------------------- within-class
+
+
+@declare_conventions(("relative",))
+def within_class_scatter(features, labels, means, *, relative: bool = True) -> float:
+    """Within-class scatter about given class means ([M] Theorem IV.1: exactly 0).
+
+    relative=True (default): ‖H − H̄C‖_F / ‖H‖_F = √(Σ_i ‖h_i − μ_{y_i}‖² / Σ_i ‖h_i‖²),
+    the deviations relative to the features' size about the origin (NaN if all h_i = 0).
+    relative=False: tr Σ_W = (1/N) Σ_i ‖h_i − μ_{y_i}‖² (pooled, as in `nc1`).
+
+    features: N×d; labels: (N,) class ids indexing the rows of means (K×d, e.g.
+    ``stats.means``).  Classes without samples are not used.
+    """
+    h = np.asarray(features, np.float64)
+    labels = np.asarray(labels)
+    # the deviations as the C-ordered d×N matrix H − H̄C of the definition (fixes the
+    # order of the sums below whatever the memory layout of the inputs)
+    dev = np.subtract(h.T, np.asarray(means, np.float64).T[:, labels], order="C")
+    if not relative:
+        return float(np.sum(dev * dev) / h.shape[0])
+    norm = np.linalg.norm(h)
+    return float(np.linalg.norm(dev) / norm) if norm > 0 else float("nan")
 
 
 # --------------------------------------------------------------------------- [P] NC4

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ncrepro.models.base import PenultimateModel, scaled
+from ncrepro.models.base import PenultimateModel, activation_function, replace_relus, scaled
 from ncrepro.models.torchvision_parts import DenseNet, _Transition
 
 BLOCK_CONFIGS = {
@@ -25,10 +25,13 @@ class SmallImageDenseNet(PenultimateModel):
     - a transition's 2×2 average pool is replaced by the identity when the map is
       already 1×1 (not needed for 8², 28², 32², 96² inputs; kept for smaller ones);
     - growth rate 32 and initial features 64 are multiplied by `width`
-      (`bn_size`, `drop_rate`, `memory_efficient` are passed to torchvision).
+      (`bn_size`, `drop_rate`, `memory_efficient` are passed to torchvision);
+    - `activation` "silu" swaps every ReLU (and the final one) for a SiLU (default
+      "relu": torchvision's).
 
-    **Penultimate** = ReLU → global average pool → flatten of the final dense features
-    (after `norm5`), exactly torchvision's input to `classifier`; d is the channel
+    **Backbone** (the penultimate features without a head) = ReLU → global average pool
+    → flatten of the final dense features (after `norm5`), exactly torchvision's input
+    to `classifier`; d is the channel
     count after the last dense block (1024 for DenseNet121, 1920 for DenseNet201 at
     width 1).
     """
@@ -44,6 +47,7 @@ class SmallImageDenseNet(PenultimateModel):
         bn_size: int = 4,
         drop_rate: float = 0.0,
         memory_efficient: bool = False,
+        activation: str = "relu",
     ):
         super().__init__()
         init_features = scaled(64, width)
@@ -71,9 +75,11 @@ class SmallImageDenseNet(PenultimateModel):
                     module.pool = nn.Identity()
         self.features = features
         self.classifier = net.classifier
+        replace_relus(self, activation)
+        self.final_activation = activation_function(activation)  # torchvision: F.relu
 
-    def penultimate(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.features(x))
+    def backbone(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.final_activation(self.features(x))
         return torch.flatten(F.adaptive_avg_pool2d(x, (1, 1)), 1)
 
 
@@ -87,6 +93,7 @@ def densenet(
     bn_size=4,
     drop_rate=0.0,
     memory_efficient=False,
+    activation="relu",
 ):
     """`arch` in BLOCK_CONFIGS."""
     return SmallImageDenseNet(
@@ -98,4 +105,5 @@ def densenet(
         bn_size=bn_size,
         drop_rate=drop_rate,
         memory_efficient=memory_efficient,
+        activation=activation,
     )

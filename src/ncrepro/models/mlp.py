@@ -5,14 +5,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ncrepro.models.base import PenultimateModel, scaled
+from ncrepro.models.base import PenultimateModel, activation_module, scaled
 
 
 class MLP(PenultimateModel):
-    """`depth` hidden layers of `hidden × width` units, each Linear → ReLU.
+    """`depth` hidden layers of `hidden × width` units, each Linear → ReLU (or SiLU with
+    `activation="silu"`).
 
     The input image is flattened (C·H·W features). The paper's "MLP 3×1024" is
-    depth=3, hidden=1024. **Penultimate** = the ReLU output of the last hidden layer.
+    depth=3, hidden=1024. **Backbone** (the penultimate features without a head) = the
+    activation output of the last hidden layer.
     Layers use PyTorch's default nn.Linear initialisation.
     """
 
@@ -24,6 +26,7 @@ class MLP(PenultimateModel):
         depth: int = 3,
         hidden: int = 1024,
         width: float = 1.0,
+        activation: str = "relu",
     ):
         super().__init__()
         if depth < 1:
@@ -32,10 +35,10 @@ class MLP(PenultimateModel):
         layers: list[nn.Module] = [nn.Flatten()]
         previous = in_features
         for _ in range(depth):
-            layers += [nn.Linear(previous, size), nn.ReLU(inplace=True)]
+            layers += [nn.Linear(previous, size), activation_module(activation)]
             previous = size
         self.body = nn.Sequential(*layers)
         self.classifier = nn.Linear(previous, num_classes)
 
-    def penultimate(self, x: torch.Tensor) -> torch.Tensor:
+    def backbone(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ncrepro.models.base import PenultimateModel, scaled
+from ncrepro.models.base import PenultimateModel, replace_relus, scaled
 from ncrepro.models.torchvision_parts import BasicBlock, Bottleneck, make_layer
 
 BLOCKS = {
@@ -24,11 +24,12 @@ class SmallImageResNet(PenultimateModel):
     - stage widths 64/128/256/512 (× 4 for Bottleneck outputs) are multiplied by
       `width`; `groups` = 1 and `width_per_group` = 64, so a Bottleneck's inner width is
       its scaled `planes` and every width is valid;
-    - the final linear layer is `classifier` (torchvision: `fc`).
+    - the final linear layer is `classifier` (torchvision: `fc`);
+    - `activation` "silu" swaps every ReLU for a SiLU (default "relu": torchvision's).
 
-    **Penultimate** = global average pool of the last stage, flattened:
-    d = 512·width (BasicBlock) or 2048·width (Bottleneck) — exactly torchvision's input to
-    `fc`.
+    **Backbone** (the penultimate features without a head) = global average pool of the
+    last stage, flattened: b = 512·width (BasicBlock) or 2048·width (Bottleneck) —
+    exactly torchvision's input to `fc`.
     """
 
     # torchvision's stage builder (copied); reads inplanes/dilation/groups/base_width/_norm_layer
@@ -43,6 +44,7 @@ class SmallImageResNet(PenultimateModel):
         num_classes: int,
         width: float = 1.0,
         zero_init_residual: bool = False,
+        activation: str = "relu",
     ):
         super().__init__()
         planes = [scaled(p, width) for p in (64, 128, 256, 512)]
@@ -76,14 +78,24 @@ class SmallImageResNet(PenultimateModel):
                     nn.init.constant_(m.bn3.weight, 0)
                 elif isinstance(m, BasicBlock):
                     nn.init.constant_(m.bn2.weight, 0)
+        replace_relus(self, activation)
 
-    def penultimate(self, x: torch.Tensor) -> torch.Tensor:
+    def backbone(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return torch.flatten(self.avgpool(x), 1)
 
 
-def resnet(arch: str, *, in_channels, image_size, num_classes, width, zero_init_residual=False):
+def resnet(
+    arch: str,
+    *,
+    in_channels,
+    image_size,
+    num_classes,
+    width,
+    zero_init_residual=False,
+    activation="relu",
+):
     """`arch` in BLOCKS; `image_size` is not needed (stride-2 3×3 convs keep 1×1 at 1×1)."""
     del image_size
     block, layers = BLOCKS[arch]
@@ -94,4 +106,5 @@ def resnet(arch: str, *, in_channels, image_size, num_classes, width, zero_init_
         num_classes=num_classes,
         width=width,
         zero_init_residual=zero_init_residual,
+        activation=activation,
     )

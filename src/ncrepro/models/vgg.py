@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ncrepro.models.base import PenultimateModel, scaled
+from ncrepro.models.base import PenultimateModel, replace_relus, scaled
 from ncrepro.models.torchvision_parts import VGG_CFGS as TV_CFGS
 
 CONFIGS = {
@@ -24,11 +24,13 @@ class SmallImageVGG(PenultimateModel):
       the 5 pools, 28×28 keeps 4; 32×32 keeps all 5 and ends at 1×1; 96×96 ends at 3×3);
     - the head is CIFAR-style instead of torchvision's 7×7 average pool → 4096 → 4096:
       adaptive average pool to 1×1 → flatten → `hidden` linear layers (default none;
-      each Linear(·, h·width) → ReLU → Dropout(`dropout`), as torchvision's) → `classifier`.
+      each Linear(·, h·width) → ReLU → Dropout(`dropout`), as torchvision's) → `classifier`;
+    - `activation` "silu" swaps every ReLU for a SiLU (default "relu": torchvision's).
 
-    **Penultimate** = the pooled conv features (d = 512·width) with the default
-    `hidden=()`, or the output of the last hidden layer (d = hidden[-1]·width) when
-    hidden layers are given (dropout is the identity in eval mode).
+    **Backbone** (the penultimate features without a head) = the pooled conv features
+    (b = 512·width) with the default `hidden=()`, or the output of the last hidden layer
+    (b = hidden[-1]·width) when hidden layers are given (dropout is the identity in eval
+    mode).
     """
 
     def __init__(
@@ -41,6 +43,7 @@ class SmallImageVGG(PenultimateModel):
         width: float = 1.0,
         hidden: tuple[int, ...] | list[int] = (),
         dropout: float = 0.5,
+        activation: str = "relu",
     ):
         super().__init__()
         layers: list[nn.Module] = []
@@ -79,13 +82,24 @@ class SmallImageVGG(PenultimateModel):
             elif isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, 0, 0.01)
                 nn.init.constant_(m.bias, 0)
+        replace_relus(self, activation)
 
-    def penultimate(self, x: torch.Tensor) -> torch.Tensor:
+    def backbone(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.flatten(self.avgpool(self.features(x)), 1)
         return self.head(x)
 
 
-def vgg(arch: str, *, in_channels, image_size, num_classes, width, hidden=(), dropout=0.5):
+def vgg(
+    arch: str,
+    *,
+    in_channels,
+    image_size,
+    num_classes,
+    width,
+    hidden=(),
+    dropout=0.5,
+    activation="relu",
+):
     """`arch` in CONFIGS."""
     return SmallImageVGG(
         CONFIGS[arch],
@@ -95,4 +109,5 @@ def vgg(arch: str, *, in_channels, image_size, num_classes, width, hidden=(), dr
         width=width,
         hidden=hidden,
         dropout=dropout,
+        activation=activation,
     )

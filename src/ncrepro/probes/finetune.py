@@ -15,7 +15,6 @@ CPU and leaves the caller's RNG state untouched.
 from __future__ import annotations
 
 import copy
-import math
 
 import numpy as np
 import torch
@@ -23,9 +22,11 @@ from torch import nn
 
 from ncrepro.metrics import accuracy as _accuracy
 from ncrepro.metrics import cross_entropy as _cross_entropy
-from ncrepro.train.device_data import DeviceDataset, Normalizer, batch_indices, crop_flip
-from ncrepro.train.loop import lr_at, resolve_device
-from ncrepro.train.sgd import SGD
+from ncrepro.train.device_data import DeviceDataset, Normalizer
+from ncrepro.train.loop import resolve_device
+from ncrepro.train.objectives import CrossEntropy
+from ncrepro.train.optim import SGD
+from ncrepro.train.steps import StepLoop, place_model
 
 
 def _device(device) -> torch.device:
@@ -109,10 +110,11 @@ def finetune_probe(
     Images are uint8 N×C×H×W, labels int in [0, num_classes). `normalizer`: the
     pretraining run's Normalizer (recommended: the backbone sees inputs scaled as in
     pretraining) or a kind string ("pixel", "channel", "none") fitted on
-    `train_images`. Training mirrors `ncrepro.train.loop.train`: SGD with momentum
-    and weight decay on every parameter, `lr_at(step, lr, steps, lr_schedule)`,
-    batches `batch_indices(n, batch_size, step, seed)` (last partial batch dropped),
-    cross-entropy, bf16 autocast on CUDA only, optional crop+flip augmentation.
+    `train_images`. Each update is `ncrepro.train.steps.StepLoop.run`, the step of
+    `ncrepro.train.loop.train`: SGD with momentum and weight decay on every parameter,
+    `lr_at(step, lr, steps, lr_schedule)`, batches `batch_indices(n, batch_size, step,
+    seed)` (last partial batch dropped), cross-entropy, bf16 autocast on CUDA only,
+    optional crop+flip augmentation.
 
     Returns {"status", "lr", "seed", "steps_done", "accuracy" (test), "test_loss",
     "train_accuracy", "train_loss" (eval mode, full downstream train set),
@@ -133,32 +135,25 @@ def finetune_probe(
         torch.manual_seed(seed)
         net = copy.deepcopy(model)
         net.classifier = nn.Linear(feature_dim(model), num_classes)
-        net.to(dev)
-        if use_cuda and train_images.ndim == 4:
-            net = net.to(memory_format=torch.channels_last)
-        optimizer = SGD(net.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+        place_model(net, dev, train_images.ndim == 4)
+        group = {"params": list(net.parameters()), "base_lr": lr, "lr_schedule": lr_schedule}
+        optimizer = SGD([group], lr=lr, momentum=momentum, weight_decay=weight_decay)
+        loop = StepLoop(
+            net,
+            optimizer,
+            CrossEntropy(),
+            data,
+            norm,
+            batch_size=batch_size,
+            seed=seed,
+            total_steps=steps,
+            augment=augment,
+        )
         net.train()
         while step < steps:
-            idx = batch_indices(len(data), batch_size, step, seed).to(dev)
-            batch = data.images[idx]
-            if augment == "crop_flip":
-                batch = crop_flip(batch, step, seed)
-            elif augment != "none":
-                raise ValueError(f"unknown augmentation {augment!r}")
-            x, y = norm(batch), data.labels[idx]
-            if use_cuda and x.ndim == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, lr, steps, lr_schedule)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_cuda):
-                logits = net(x)
-                loss = nn.functional.cross_entropy(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            last_loss = float(loss.detach())
-            if not math.isfinite(last_loss):
+            result = loop.run(step)
+            step, last_loss = step + 1, result.loss
+            if result.diverged:
                 status = "diverged"
                 break
 

@@ -56,7 +56,7 @@ def lr_sweep(probe_fn: Callable[..., dict], lrs: Iterable[float], /, **kwargs) -
 
 def sweep_rows(sweep: dict, *, probe: str = "finetune", **keys) -> list[dict]:
     """Long-table rows of a fine-tuning sweep (the fig5 contract of
-    ncrepro.figures.nc_limits_transfer): per LR, metric "finetune_accuracy" with
+    ncrepro.studies.nc_limits.transfer_figures): per LR, metric "finetune_accuracy" with
     split "test" (and "train" where known) and metric "finetune_loss" (train/test),
     columns probe, probe_lr, probe_status, plus `keys` (run, step = the pretraining
     checkpoint's step, seed, ...). `probe_lr`/`probe_status` rather than lr/status:

@@ -1,9 +1,11 @@
-"""Iteration-based SGD training with a checkpoint schedule, resume and divergence handling.
+"""Iteration-based training with a checkpoint schedule, resume and divergence handling.
 
 Everything random is a pure function of (seed, step): model init uses the seed,
 the batch order and augmentation are seeded per step (see device_data), and the
-LR is a function of the step. A run resumed from its last saved state therefore
-continues exactly as an uninterrupted run would (bit-identical on CPU).
+LRs and objective coefficients are functions of the step (see schedules). A run
+resumed from its last saved state (model, optimizer state, log) therefore continues
+exactly as an uninterrupted run would (bit-identical on CPU). One update is
+`ncrepro.train.steps.StepLoop.run`, shared with the fine-tuning probe.
 """
 
 from __future__ import annotations
@@ -20,20 +22,21 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ncrepro.atomic import atomic_output, write_json
 from ncrepro.errors import CheckpointError, Interrupted
 from ncrepro.provenance import (
-    atomic_path,
-    atomic_write_json,
     git_state,
     package_versions,
     sha256_file,
     slurm_state,
 )
-from ncrepro.train.device_data import DeviceDataset, Normalizer, batch_indices, crop_flip
-from ncrepro.train.sgd import SGD
+from ncrepro.train.device_data import DeviceDataset, Normalizer
+from ncrepro.train.objectives import build_objective, objective_config
+from ncrepro.train.optim import build_optimizer
+from ncrepro.train.steps import StepLoop, place_model
 
 CKPT_FORMAT = "ncrepro-checkpoint-1"
-RESUME_FORMAT = "ncrepro-resume-2"  # 2: ncrepro.train.sgd optimizer state
+RESUME_FORMAT = "ncrepro-resume-3"  # 3: ncrepro.train.optim state (groups, SGD or AdamW)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -44,20 +47,10 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def lr_at(step: int, base_lr: float, total: int, schedule: str) -> float:
-    """LR for the update that takes the model from `step` to `step + 1`."""
-    if schedule == "constant":
-        return base_lr
-    if schedule == "cosine":
-        return 0.5 * base_lr * (1.0 + math.cos(math.pi * step / total))
-    raise ValueError(f"unknown lr schedule {schedule!r}")
-
-
 def save_checkpoint(path: Path, model: torch.nn.Module, run: str, arch: str, step: int) -> None:
-    tmp = atomic_path(path)
     payload = {"format": CKPT_FORMAT, "run": run, "arch": arch, "step": step}
-    torch.save({**payload, "model": model.state_dict()}, tmp)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        torch.save({**payload, "model": model.state_dict()}, tmp)
 
 
 def load_checkpoint(path: str | Path, *, run: str | None = None, arch: str | None = None) -> dict:
@@ -127,11 +120,19 @@ def train(
     log=print,
     interrupt_at: int | None = None,
 ) -> TrainResult:
-    """Train `model` as `spec['training']` says; checkpoints land in `ckpt_dir`.
+    """Train `model` as `spec` says; checkpoints land in `ckpt_dir`.
 
+    The spec's `training` block (optimizer, LR schedules, param groups, batching,
+    augmentation, checkpoints, stopping) and `objective` (default: `loss`, else
+    cross-entropy) define the run; see ncrepro.train.optim, .schedules, .objectives.
     `scratch_dir` holds the resume state and the checkpoints written so far; it is
     not a Snakemake output, so it survives a killed job and the rerun resumes from
     it. `interrupt_at` simulates a SIGTERM at that step (tests).
+
+    The train log has one row per `log_every` steps: step, lr (group 0), loss and
+    accuracy (means over the steps since the last row; accuracy NaN without a
+    classifier), elapsed_s, then `lr_<name>` for every further param group and the
+    objective's coefficients at the row's step (e.g. gamma).
     """
     cfg = spec["training"]
     total, seed, arch = cfg["steps"], spec["seed"], spec["arch"]
@@ -143,23 +144,32 @@ def train(
 
     normalizer = Normalizer.fit(train_images, cfg.get("normalize", "pixel")).to(device)
     data = DeviceDataset(train_images, train_labels, device)
-    use_cuda = device.type == "cuda"
-    if use_cuda and train_images.ndim == 4:
-        model = model.to(memory_format=torch.channels_last)
-    model.to(device)
-    optimizer = SGD(
-        model.parameters(),
-        lr=spec["lr"],
-        momentum=cfg["momentum"],
-        weight_decay=cfg["weight_decay"],
+    place_model(model, device, train_images.ndim == 4)
+    optimizer = build_optimizer(model, spec)
+    steps = StepLoop(
+        model,
+        optimizer,
+        build_objective(objective_config(spec)),
+        data,
+        normalizer,
+        batch_size=cfg["batch_size"],
+        seed=seed,
+        total_steps=total,
+        augment=cfg.get("augment", "none"),
     )
+    scored = getattr(model, "classifier", None) is not None  # accuracy needs logits
 
     step, log_rows, written = 0, [], {}
     window_loss, window_correct, window_n = 0.0, 0, 0
     if resume_path.exists():
         state = torch.load(resume_path, map_location="cpu", weights_only=True)
-        if state.get("format") != RESUME_FORMAT or state.get("run") != run:
+        if state.get("run") != run:
             raise CheckpointError(f"resume state {resume_path} does not belong to run {run}")
+        if state.get("format") != RESUME_FORMAT:
+            raise CheckpointError(
+                f"resume state {resume_path} has format {state.get('format')!r}, not "
+                f"{RESUME_FORMAT!r} (written by another ncrepro version); delete it to restart"
+            )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, log_rows = int(state["step"]), list(state["log"])
@@ -168,21 +178,20 @@ def train(
         log(f"resuming {run} from step {step}")
 
     def save_resume():
-        tmp = atomic_path(resume_path)
-        torch.save(
-            {
-                "format": RESUME_FORMAT,
-                "run": run,
-                "step": step,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "log": log_rows,
-                "written": {str(k): v for k, v in written.items()},
-                "window": [window_loss, window_correct, window_n],
-            },
-            tmp,
-        )
-        os.replace(tmp, resume_path)
+        with atomic_output(resume_path) as tmp:
+            torch.save(
+                {
+                    "format": RESUME_FORMAT,
+                    "run": run,
+                    "step": step,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "log": log_rows,
+                    "written": {str(k): v for k, v in written.items()},
+                    "window": [window_loss, window_correct, window_n],
+                },
+                tmp,
+            )
 
     def checkpoint(at: int):
         name = f"step{at}.pt"
@@ -198,42 +207,27 @@ def train(
                 save_resume()
                 log(f"interrupted at step {step}; resume state saved")
                 raise Interrupted(f"run {run} interrupted at step {step}")
-            idx = batch_indices(len(data), cfg["batch_size"], step, seed).to(device)
-            batch = data.images[idx]
-            if cfg.get("augment", "none") == "crop_flip":
-                batch = crop_flip(batch, step, seed)
-            x, y = normalizer(batch), data.labels[idx]
-            if use_cuda and x.ndim == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, spec["lr"], total, cfg["lr_schedule"])
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_cuda):
-                logits = model(x)
-                loss = torch.nn.functional.cross_entropy(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            result = steps.run(step)
             step += 1
 
-            loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
+            if result.diverged:
                 status = "diverged"
-                log_rows.append(_log_row(step, optimizer, loss_value, float("nan"), start))
-                log(f"step {step}: loss is {loss_value}; run recorded as diverged")
+                log_rows.append(_log_row(step, optimizer, result, result.loss, math.nan, start))
+                log(f"step {step}: loss is {result.loss}; run recorded as diverged")
                 break
-            window_loss += loss_value * len(y)
-            window_correct += int((logits.argmax(1) == y).sum())
-            window_n += len(y)
+            window_loss += result.loss * len(result.labels)
+            window_correct += result.correct() if scored else 0
+            window_n += len(result.labels)
             if step in schedule:
                 checkpoint(step)
             if step % log_every == 0 or step == total:
                 mean_loss = window_loss / window_n
-                log_rows.append(
-                    _log_row(step, optimizer, mean_loss, window_correct / window_n, start)
-                )
+                accuracy = window_correct / window_n if scored else math.nan
+                log_rows.append(_log_row(step, optimizer, result, mean_loss, accuracy, start))
                 rate = (step - start_step) / max(time.perf_counter() - start, 1e-9)
+                coefficients = "".join(f" {k} {v:.4g}" for k, v in result.coefficients.items())
                 log(
-                    f"step {step}/{total} loss {mean_loss:.4g} acc {window_correct / window_n:.3f} "
+                    f"step {step}/{total} loss {mean_loss:.4g} acc {accuracy:.3f}{coefficients} "
                     f"{rate:.2f} it/s ETA {_fmt_eta((total - step) / max(rate, 1e-9))}"
                 )
                 window_loss, window_correct, window_n = 0.0, 0, 0
@@ -254,14 +248,18 @@ def train(
     return TrainResult(status, step, dict(sorted(written.items())), pd.DataFrame(log_rows))
 
 
-def _log_row(step, optimizer, loss, acc, start) -> dict:
-    return {
+def _log_row(step, optimizer, result, loss, acc, start) -> dict:
+    groups = optimizer.param_groups
+    row = {
         "step": int(step),
-        "lr": float(optimizer.param_groups[0]["lr"]),
+        "lr": float(groups[0]["lr"]),
         "loss": float(loss),
         "accuracy": float(acc),
         "elapsed_s": float(time.perf_counter() - start),
     }
+    row.update({f"lr_{g['name']}": float(g["lr"]) for g in groups[1:]})
+    row.update({k: float(v) for k, v in result.coefficients.items()})
+    return row
 
 
 def write_run_record(
@@ -305,5 +303,5 @@ def write_run_record(
         "slurm": slurm_state(),
         "wall_time_s": round(wall_time_s, 3),
     }
-    atomic_write_json(path, record)
+    write_json(path, record)
     return record

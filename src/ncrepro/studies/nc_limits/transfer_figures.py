@@ -3,7 +3,7 @@
 fig4 (train vs test anti-correlation across train-set sizes) and fig5 (collapsed
 features transfer worse). Both read the long table of results/tables/nc_limits.parquet
 (columns experiment, run, dataset, arch, seed, view, n_train, step, split, metric,
-value, ... see ncrepro.aggregate) and are driven by the table alone; `config` is only
+value, ... see ncrepro.stages.aggregate) and are driven by the table alone; `config` is only
 used for captions (datasets' `stands_in_for`, optional `arch_stands_in_for` and panel
 order under nc_limits.train_size / nc_limits.transfer). Missing config keys are fine.
 """
@@ -17,8 +17,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import LogNorm, Normalize
 
-from ncrepro.figures import add_caption, set_style
-from ncrepro.figures.nc_limits import ARCH_NAMES, PAPER_NAMES
+from ncrepro.figures import ARCH_NAMES, DATASET_NAMES, add_caption, dataset_label, set_style
 
 TRAIN_SIZE_EXPERIMENT = "train_size"
 TRANSFER_EXPERIMENT = "transfer"
@@ -28,12 +27,6 @@ PANEL_KEYS = ["dataset", "arch"]
 # ----------------------------------------------------------------------------- helpers
 def _study_config(config: dict, section: str) -> dict:
     return (config or {}).get("nc_limits", {}).get(section, {}) or {}
-
-
-def _dataset_name(key: str, config: dict) -> str:
-    name = PAPER_NAMES.get(key, key)
-    stands_in = (config or {}).get("datasets", {}).get(key, {}).get("stands_in_for")
-    return f"{name} (for {stands_in})" if stands_in else name
 
 
 def _arch_name(arch: str) -> str:
@@ -75,7 +68,9 @@ def _hyper_sentence(rows: pd.DataFrame, what: str) -> str:
             if uniq:
                 text = "/".join(f"{v:g}" for v in uniq)
                 vals.append(f"{cols[c]} {text}" + (" steps" if c == "steps" else ""))
-        parts.append(f"{_arch_name(arch)}/{PAPER_NAMES.get(dataset, dataset)}: " + ", ".join(vals))
+        parts.append(
+            f"{_arch_name(arch)}/{DATASET_NAMES.get(dataset, dataset)}: " + ", ".join(vals)
+        )
     return f"{what} (SGD, cosine LR): " + "; ".join(parts) + ". "
 
 
@@ -241,13 +236,13 @@ def fig4(table: pd.DataFrame, config: dict, *, experiment: str = TRAIN_SIZE_EXPE
         ax.margins(x=0.12, y=0.2)
         ax.set_xlabel("TrainVariance (end of training)")
         ax.set_ylabel("StrongTestVariance\n(end of training)")
-        ax.set_title(f"{_arch_name(arch)} on {_dataset_name(dataset, config)}")
+        ax.set_title(f"{_arch_name(arch)} on {dataset_label(dataset, config)}")
         ax.legend(fontsize=7, title="train set size", title_fontsize=7, loc="best")
         r_test = _spearman(cell["x"], cell["y"])
         r_acc = _spearman(cell["x"], cell["acc"])
         if math.isfinite(r_test):
             rho_parts.append(
-                f"{_arch_name(arch)}/{PAPER_NAMES.get(dataset, dataset)}: "
+                f"{_arch_name(arch)}/{DATASET_NAMES.get(dataset, dataset)}: "
                 f"rho(TrainVar, StrongTestVar) = {r_test:+.2f}, "
                 f"rho(TrainVar, test acc) = {r_acc:+.2f}"
             )
@@ -424,11 +419,11 @@ def fig5(table: pd.DataFrame, config: dict, *, experiment: str = TRANSFER_EXPERI
             else pd.Series(dtype=object)
         )
         view = next((v for v in views.dropna().unique() if v not in ("full", "")), None)
-        title = f"{_arch_name(arch)} on {_dataset_name(dataset, config)}"
+        title = f"{_arch_name(arch)} on {dataset_label(dataset, config)}"
         ax.set_title(title + (f"\npretraining view: {view}" if view else ""))
         rho = _spearman(cell["x"], cell["y"])
         if math.isfinite(rho):
-            rho_parts.append(f"{_arch_name(arch)}/{PAPER_NAMES.get(dataset, dataset)} {rho:+.2f}")
+            rho_parts.append(f"{_arch_name(arch)}/{DATASET_NAMES.get(dataset, dataset)} {rho:+.2f}")
     fig.tight_layout()
 
     lr_col = _col(rows, "probe_lr", "lr")

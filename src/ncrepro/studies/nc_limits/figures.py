@@ -1,4 +1,4 @@
-"""nc_limits (Hui, Belkin, Nakkiran 2022) figures 1-3, from results/tables/nc_limits.parquet."""
+"""nc_limits (Hui, Belkin, Nakkiran 2022) figures 1-3, from the study's long table."""
 
 from __future__ import annotations
 
@@ -6,34 +6,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ncrepro.figures import LABELS, PALETTE, add_caption, plain_log_ticks, set_style
+from ncrepro.figures import (
+    ARCH_NAMES,
+    LABELS,
+    PALETTE,
+    add_caption,
+    dataset_label,
+    plain_log_ticks,
+    set_style,
+)
 
 VARIANCES = ["train_variance", "strong_test_variance", "weak_test_variance"]
-PAPER_NAMES = {
-    "digits": "digits",
-    "synth10": "synth",
-    "mnist": "MNIST",
-    "fashion_mnist": "Fashion-MNIST",
-    "cifar10": "CIFAR-10",
-    "svhn": "SVHN",
-    "stl10": "STL-10",
-}
-ARCH_NAMES = {
-    "resnet18": "ResNet18",
-    "resnet50": "ResNet50",
-    "densenet121": "DenseNet121",
-    "densenet201": "DenseNet201",
-    "vgg11_bn": "VGG11-BN",
-    "vgg13_bn": "VGG13-BN",
-    "vgg16_bn": "VGG16-BN",
-    "mlp": "MLP",
-}
-
-
-def dataset_label(key: str, config: dict) -> str:
-    name = PAPER_NAMES.get(key, key)
-    stands_in = config["datasets"].get(key, {}).get("stands_in_for")
-    return f"{name} (for {stands_in})" if stands_in else name
 
 
 def stand_in_sentence(config: dict, dataset_keys, archs) -> str:
@@ -197,21 +180,9 @@ def _final_gap_sentence(rows: pd.DataFrame) -> str:
     )
 
 
-def _transfer_figure(name: str):
-    """fig4/fig5 live in nc_limits_transfer (which imports this module's names)."""
-
-    def render(table, config):
-        from ncrepro.figures import nc_limits_transfer
-
-        return nc_limits_transfer.FIGURES[name](table, config)
-
-    return render
+def fig1(table: pd.DataFrame, config: dict):
+    return fig_curves(table, config, weak=False)
 
 
-FIGURES = {
-    "fig1": lambda table, config: fig_curves(table, config, weak=False),
-    "fig2": lambda table, config: fig_curves(table, config, weak=True),
-    "fig3": fig_grid,
-    "fig4": _transfer_figure("fig4"),
-    "fig5": _transfer_figure("fig5"),
-}
+def fig2(table: pd.DataFrame, config: dict):
+    return fig_curves(table, config, weak=True)

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from ncrepro.config import load_config
-from ncrepro.runsheet import build_run_sheet, probe_jobs, train_size_specs, transfer_specs
-from ncrepro.runviews import apply_view, num_classes
+from ncrepro.data.views import apply_view, num_classes
+from ncrepro.runspec import probe_jobs
+from ncrepro.studies import build_run_sheet
+from ncrepro.studies.nc_limits.runs import train_size_runs, transfer_runs
 
 
 def preset_config(repo, preset: str) -> dict:
@@ -102,9 +104,9 @@ def test_preset_transfer_pools_fit_and_never_overlap(repo, preset):
         "digits": (122, 52),
         "synth10": (100, 50),
     }
-    settings = list(transfer_specs(config))
+    settings = transfer_runs(config)
     assert settings
-    for _setting, _seed, spec in settings:
+    for spec in (run.spec for run in settings):
         for split, n in zip(("train", "test"), counts[spec["dataset"]["key"]], strict=True):
             raw = fake_split(n)
             pre = apply_view(spec["view"], split, raw, task="pretrain")[2]
@@ -114,20 +116,20 @@ def test_preset_transfer_pools_fit_and_never_overlap(repo, preset):
 
 def test_paper_preset_runs_and_probe_jobs(repo):
     config = preset_config(repo, "presets/paper.yaml")
-    sizes = list(train_size_specs(config))
+    sizes = [run.spec for run in train_size_runs(config)]
     for dataset, arch in (("cifar10", "resnet18"), ("fashion_mnist", "vgg11_bn")):
-        cell = [(n, seed) for setting, n, seed, _ in sizes if setting["dataset"] == dataset]
-        assert all(s["arch"] == arch for s, *_ in sizes if s["dataset"] == dataset)
-        assert sorted(cell) == [
+        cell = [s for s in sizes if s["dataset"]["key"] == dataset]
+        assert all(s["arch"] == arch for s in cell)
+        assert sorted((s["view"]["n_train"], s["seed"]) for s in cell) == [
             (n, s) for n in (12500, 25000, 30000, 40000, 50000) for s in range(5)
         ]
-    for _, _, _, spec in sizes:  # fig4 runs stop on the loss criterion, final checkpoint only
+    for spec in sizes:  # fig4 runs stop on the loss criterion, final checkpoint only
         assert spec["training"]["stop_loss"] == 1e-6
         assert spec["checkpoint_steps"] == [spec["training"]["steps"]]
     sheet, specs = build_run_sheet(config)
     assert (sheet["experiment"] == "train_size").sum() == 50
     assert sheet.loc[sheet["experiment"] == "train_size", "run"].nunique() == 50
-    transfer = [spec for _, _, spec in transfer_specs(config)]
+    transfer = [run.spec for run in transfer_runs(config)]
     assert len(transfer) == 10  # 2 settings x 5 seeds
     jobs = probe_jobs(specs)
     lrs = [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25]

@@ -9,15 +9,19 @@ encodings   the encoding table (NC1, NC2, NC3, NC3' numerics vs theory) as a ren
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from ncrepro import ufm
-from ncrepro.class_encoding import TABLE_METRICS, encoding_table
-from ncrepro.figures import add_caption, set_style
+from ncrepro.figures import add_caption, compact_number, set_style
+from ncrepro.studies import TableOutput
+from ncrepro.studies.class_encoding.solve import (
+    TABLE_METRICS,
+    encoding_cell_sources,
+    encoding_table,
+)
 
 OF_COLOR = "#1f77b4"  # blue, as in the paper's Figure 1
 ETF_COLOR = "#2ca02c"  # green
@@ -29,17 +33,6 @@ RESIDUAL_TOL = 1e-6  # |numerics - theory| counted as agreement in the encoding 
 
 def _preset(config: dict) -> str:
     return str(config.get("preset", "?"))
-
-
-def _fmt(x: float) -> str:
-    """Compact number: 0, 3 significant digits, exponent for tiny/huge values."""
-    if x is None or not np.isfinite(x):
-        return "—"
-    if x == 0:
-        return "0"
-    if 1e-3 <= abs(x) < 1e4:
-        return f"{x:.3g}"
-    return f"{x:.1e}".replace("e-0", "e-").replace("e+0", "e+")
 
 
 # ---------------------------------------------------------------------------- fig1
@@ -301,7 +294,7 @@ def fig_transition(table: pd.DataFrame, config: dict):
     gd_text = (
         f"Gradient descent from a random start reaches the same optimum at lambda_b = "
         f"{', '.join(f'{v:.3g}' for v in gd['lambda_b'])} (max relative objective gap "
-        f"{_fmt(gd['value'].abs().max())}). "
+        f"{compact_number(gd['value'].abs().max())}). "
         if len(gd)
         else ""
     )
@@ -316,9 +309,11 @@ def fig_transition(table: pd.DataFrame, config: dict):
         "(simplex ETF) up to the critical value, then 1 - sqrt(1 - c/(lambda_b (1-c))) "
         "(from the Gram matrix of eq. (4)), tending to 0 (orthogonal frame). "
         f"Max |numerics - theory| over all {int(has.sum())} transition rows with a closed "
-        f"form: {_fmt(res.max())} (||b*||: {_fmt(by_metric.get('bias_norm', np.nan))}; beta: "
-        f"{_fmt(by_metric.get('ssetf_beta', np.nan))}, limited by the square-root conditioning "
-        f"of the fit at beta = 1). {gd_text}Preset '{_preset(config)}'."
+        f"form: {compact_number(res.max())} "
+        f"(||b*||: {compact_number(by_metric.get('bias_norm', np.nan))}; "
+        f"beta: {compact_number(by_metric.get('ssetf_beta', np.nan))}, limited by the "
+        "square-root conditioning of the fit at beta = 1). "
+        f"{gd_text}Preset '{_preset(config)}'."
     )
     add_caption(fig, caption)
     return fig, used, caption
@@ -343,7 +338,7 @@ _AGREE, _NO_THEORY, _DISAGREE = "#d9f0d3", "#f0f0f0", "#f4a582"
 
 
 def _cell(value: float, theory: float) -> tuple[str, str]:
-    text = f"{_fmt(value)}\n[{_fmt(theory)}]"
+    text = f"{compact_number(value)}\n[{compact_number(theory)}]"
     if not np.isfinite(theory):
         return text, _NO_THEORY
     ok = np.isfinite(value) and abs(value - theory) <= RESIDUAL_TOL * max(1.0, abs(theory))
@@ -427,60 +422,29 @@ def fig_encodings(table: pd.DataFrame, config: dict):
         "still holds. Label smoothing is an SSETF with beta = -delta/(1-delta), "
         f"not the printed +delta/(1-delta) ({ls_text}). "
         f"Max |numerics - theory| over the {int(has.sum())} table entries with a theory: "
-        f"{_fmt(rows.loc[has, 'residual'].abs().max())}. Preset '{_preset(config)}'."
+        f"{compact_number(rows.loc[has, 'residual'].abs().max())}. Preset '{_preset(config)}'."
     )
     add_caption(fig, caption)
     return fig, rows, caption
 
 
-def _markdown(frame: pd.DataFrame) -> str:
-    def fmt(v):
-        if isinstance(v, float | np.floating):
-            return _fmt(float(v))
-        return str(v)
-
-    cols = list(frame.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for _, r in frame.iterrows():
-        lines.append("| " + " | ".join(fmt(r[c]) for c in cols) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def write_table(table: pd.DataFrame, out_csv: str | Path, out_md: str | Path) -> pd.DataFrame:
-    """Write the encoding table as CSV (full precision) and Markdown (3 significant digits).
-
-    ``table`` is the study's long table (``run_study`` / the Parquet file) or an already
-    built ``encoding_table``.  Both files are written atomically; returns the wide table.
-    """
-    from ncrepro.provenance import atomic_write_bytes
-
-    wide = encoding_table(table) if "metric" in table.columns else table
-    atomic_write_bytes(out_csv, wide.to_csv(index=False).encode())
+def encodings_table(table: pd.DataFrame, config: dict) -> TableOutput:
+    """The encoding table (CSV at full precision; Markdown with value and theory columns)."""
+    wide = encoding_table(table)
     md_cols = ["encoding", "class_sizes", "lambda_b"]
     for metric, _ in TABLE_METRICS:
         md_cols += [f"{metric}_value", f"{metric}_theory"]
     md_cols.append("encoding_beta_paper")
-    header = (
-        "# class_encoding: encoding table\n\n"
-        "`<metric>_value`: global UFM minimiser; `<metric>_theory`: closed form "
-        "(— where no theorem applies). `encoding_beta_paper`: the beta printed in the paper "
-        "for label smoothing (+delta/(1-delta)); the definition gives -delta/(1-delta).\n\n"
+    return TableOutput(
+        frame=wide,
+        title="class_encoding: encoding table",
+        note=(
+            "`<metric>_value`: global UFM minimiser; `<metric>_theory`: closed form "
+            "(— where no theorem applies). `encoding_beta_paper`: the beta printed in the "
+            "paper for label smoothing (+delta/(1-delta)); the definition gives "
+            "-delta/(1-delta)."
+        ),
+        markdown_columns=md_cols,
+        rows=table[table["experiment"] == "encodings"],
+        cells=encoding_cell_sources(table, wide),
     )
-    atomic_write_bytes(out_md, (header + _markdown(wide[md_cols])).encode())
-    return wide
-
-
-FIGURES = {
-    "fig1": fig_frames,
-    "transition": fig_transition,
-    "encodings": fig_encodings,
-}
-
-__all__ = [
-    "FIGURES",
-    "fig_frames",
-    "fig_transition",
-    "fig_encodings",
-    "theory_curves",
-    "write_table",
-]

@@ -48,10 +48,8 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -68,7 +66,6 @@ __all__ = [
     "experiment_specs",
     "run_experiment",
     "run_study",
-    "write_parquet",
     "encoding_table",
     "encoding_label",
 ]
@@ -469,21 +466,6 @@ def run_study(study_config: Mapping[str, Any] | None) -> pd.DataFrame:
     table = pd.DataFrame.from_records(records, columns=COLUMNS)
     table["n"] = table["n"].astype("Int64")
     return table
-
-
-def write_parquet(table: pd.DataFrame, path: str | Path) -> Path:
-    """Write the study table to Parquet atomically (temp file + rename)."""
-    from ncrepro.provenance import atomic_path
-
-    path = Path(path)
-    tmp = atomic_path(path)
-    try:
-        table.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 # ---------------------------------------------------------------------------- encoding table

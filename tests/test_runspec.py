@@ -1,7 +1,9 @@
-"""Run sheet: checkpoint schedules, run identity, grid expansion."""
+"""Run specs and the run sheet: checkpoint schedules, run identity, grid expansion."""
 
 from ncrepro.config import load_config
-from ncrepro.runsheet import build_run_sheet, checkpoint_steps, nc_limits_spec, run_id
+from ncrepro.runspec import checkpoint_steps, run_id
+from ncrepro.studies import build_run_sheet
+from ncrepro.studies.nc_limits.runs import run_spec
 
 
 def test_checkpoint_schedules():
@@ -16,10 +18,10 @@ def test_checkpoint_schedules():
 
 def test_run_id_changes_with_hyperparameters(repo):
     config = load_config(repo / "config.yaml")
-    a = run_id(nc_limits_spec(config, "synth10", "resnet18", 0))
-    assert a == run_id(nc_limits_spec(config, "synth10", "resnet18", 0))
+    a = run_id(run_spec(config, "synth10", "resnet18", 0))
+    assert a == run_id(run_spec(config, "synth10", "resnet18", 0))
     config["nc_limits"]["training"]["weight_decay"] = 1e-3
-    b = run_id(nc_limits_spec(config, "synth10", "resnet18", 0))
+    b = run_id(run_spec(config, "synth10", "resnet18", 0))
     assert a != b and a.startswith("resnet18-synth10-s0-")
 
 

@@ -11,11 +11,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from ncrepro import class_encoding as ce
 from ncrepro import ufm
 from ncrepro.config import ConfigError
-from ncrepro.figures import class_encoding as figs
 from ncrepro.figures import save_figure
+from ncrepro.stages.render import markdown_table
+from ncrepro.studies import get, load
+from ncrepro.studies.class_encoding import figures as figs
+from ncrepro.studies.class_encoding import solve as ce
 
 CONFIG_YAML = """
 class_encoding:
@@ -123,8 +125,8 @@ def test_table_schema(table, tmp_path):
     assert set(table["class_sizes"]) == {"5,5,5,5", "3,5,7,9"}
     assert table.loc[table["class_sizes"] == "3,5,7,9", "n"].isna().all()
     # Parquet round trip (what the figure rule reads)
-    path = ce.write_parquet(table, tmp_path / "class_encoding.parquet")
-    back = pd.read_parquet(path)
+    table.to_parquet(tmp_path / "class_encoding.parquet")
+    back = pd.read_parquet(tmp_path / "class_encoding.parquet")
     pd.testing.assert_frame_equal(back, table, check_dtype=False)
 
 
@@ -189,9 +191,9 @@ def test_encoding_table(table):
 # ---------------------------------------------------------------------------- figures
 
 
-@pytest.mark.parametrize("name", sorted(figs.FIGURES))
+@pytest.mark.parametrize("name", sorted(get("class_encoding").figures))
 def test_figures_render(table, tmp_path, name):
-    fig, rows, caption = figs.FIGURES[name](table, FIG_CONFIG)
+    fig, rows, caption = load(get("class_encoding").figures[name].render)(table, FIG_CONFIG)
     png = save_figure(fig, tmp_path / f"{name}.pdf")
     assert png.exists() and png.stat().st_size > 30_000
     assert (tmp_path / f"{name}.pdf").stat().st_size > 5_000
@@ -206,13 +208,15 @@ def test_transition_caption_states_parameters(table):
     assert set(rows["metric"]) == {"bias_norm", "ssetf_beta"}
 
 
-def test_write_table(table, tmp_path):
-    wide = figs.write_table(table, tmp_path / "enc.csv", tmp_path / "enc.md")
-    back = pd.read_csv(tmp_path / "enc.csv")
-    assert len(back) == len(wide) == 10
-    assert "nc3_value" in back and "nc3_theory" in back
-    md = (tmp_path / "enc.md").read_text()
-    assert md.count("\n| ") == 11  # header + 10 rows
+def test_encodings_table(table, tmp_path):
+    output = figs.encodings_table(table, FIG_CONFIG)
+    wide = output.frame
+    assert len(wide) == 10
+    assert "nc3_value" in wide and "nc3_theory" in wide
+    md = markdown_table(wide[output.markdown_columns])
+    assert sum(line.startswith("| ") for line in md.splitlines()) == 11  # header + 10 rows
+    assert set(output.rows["experiment"]) == {"encodings"}
+    assert len(output.cells) == 10 * 2 * len(ce.TABLE_METRICS)
     assert "label smoothing δ=0.3" in md
 
 

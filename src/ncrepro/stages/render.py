@@ -1,0 +1,123 @@
+"""Render stages: a study's figures (PDF + PNG) and paper-style tables (CSV + Markdown),
+each with its provenance; and the study table of a study without runs, computed directly.
+What to render comes from the study registry; these functions are the same for all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ncrepro.atomic import write_parquet, write_text
+from ncrepro.provenance import write_provenance
+from ncrepro.stages.sheet import read_sheet
+from ncrepro.studies import get, load
+
+
+def render_figure(
+    fig_id: str,
+    sheet_path: Path,
+    out: Path,
+    *,
+    results: Path = Path("results"),
+    table_path: Path | None = None,
+) -> pd.DataFrame:
+    """Write `out` (.pdf), its .png and .provenance.json; return the rows plotted.
+
+    A run study's figure joins its own runs' metric and probe files under `results`
+    (so one figure builds without the other experiments); a study without runs reads
+    its study table `table_path`."""
+    from ncrepro.figures import save_figure
+    from ncrepro.stages.aggregate import aggregate_study, result_files
+
+    key, config, sheet = read_sheet(sheet_path)
+    study = get(key)
+    figure = study.figures[fig_id]
+    runs_dir = Path(results) / "runs" / key
+    if study.has_runs:
+        sheet = sheet[sheet["experiment"].isin(figure.experiments)]
+        inputs = result_files(
+            sheet, Path(results) / "metrics" / key, Path(results) / "probes" / key
+        )
+        table = aggregate_study(sheet, inputs, runs_dir)
+    else:
+        inputs = [Path(table_path)]
+        table = pd.read_parquet(table_path)
+    fig, rows, caption = load(figure.render)(table, config)
+    png = save_figure(fig, out)
+    write_provenance(
+        out,
+        inputs=inputs,
+        rows=rows,
+        runs_dir=runs_dir if study.has_runs else None,
+        caption=caption,
+        outputs=[out, png],
+    )
+    return rows
+
+
+def _markdown_cell(value) -> str:
+    from ncrepro.figures import compact_number
+
+    if isinstance(value, float):
+        return compact_number(value)
+    return str(value).replace("|", "\\|")  # a pipe would end the cell
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A Markdown table; floats in 3 significant digits (the CSV keeps full precision)."""
+    cols = list(frame.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for record in frame.itertuples(index=False):
+        lines.append("| " + " | ".join(_markdown_cell(v) for v in record) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render_table(
+    table_id: str,
+    sheet_path: Path,
+    table_path: Path,
+    out_csv: Path,
+    out_md: Path,
+    *,
+    results: Path = Path("results"),
+) -> pd.DataFrame:
+    """Write a study's paper-style table as CSV + Markdown + provenance; return it."""
+    key, config, _sheet = read_sheet(sheet_path)
+    study = get(key)
+    table = pd.read_parquet(table_path)
+    output = load(study.tables[table_id].render)(table, config)
+    frame = output.frame
+    write_text(out_csv, frame.to_csv(index=False))
+    shown = frame[output.markdown_columns] if output.markdown_columns else frame
+    note = f"{output.note}\n\n" if output.note else ""
+    write_text(out_md, f"# {output.title}\n\n{note}{markdown_table(shown)}")
+    write_provenance(
+        out_csv,
+        inputs=[Path(table_path)],
+        rows=output.rows if output.rows is not None else table,
+        runs_dir=Path(results) / "runs" / key if study.has_runs else None,
+        caption=output.title,
+        outputs=[out_csv, out_md],
+        cells=output.cells,
+    )
+    return frame
+
+
+def compute_study_table(sheet_path: Path, out: Path) -> pd.DataFrame:
+    """The long table of a study without runs, from its `compute_table(block)`."""
+    key, config, _sheet = read_sheet(sheet_path)
+    study = get(key)
+    if study.compute_table is None:
+        raise ValueError(f"study {key} has runs: its table comes from the aggregate stage")
+    table = load(study.compute_table)(config[key])
+    write_parquet(out, table)
+    write_provenance(
+        out,
+        inputs=[],
+        rows=table,
+        caption=f"{key}: the study table, computed directly ({study.compute_table})",
+        outputs=[out],
+        extra={"config": config[key]},
+    )
+    return table
