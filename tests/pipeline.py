@@ -42,3 +42,17 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
             elif parts and not set(line.replace(" ", "")) <= {"-"}:
                 break
     return counts
+
+
+def params_changed_outputs(dry_run_output: str) -> set[str]:
+    """First output of every job a dry run plans because its params changed (the code
+    version is a param). Read from the dry run's `reason:` lines: Snakemake 9.27's
+    `--list-changes params` also lists the last output of every unchanged job."""
+    changed, output = set(), None
+    for line in dry_run_output.splitlines():
+        text = line.strip()
+        if text.startswith("output:"):
+            output = text.removeprefix("output:").split(",")[0].strip()
+        elif text.startswith("reason:") and "Params have changed" in text:
+            changed.add(output)
+    return changed

@@ -81,6 +81,21 @@ def fresh_model():
     return TinyNet()
 
 
+def quiet_train(spec, images, labels, tmp_path, *, model=None, run="r", dirs=("c", "s")):
+    """`train` on the CPU without log output, checkpoints and scratch under tmp_path."""
+    return train(
+        spec,
+        run,
+        fresh_model() if model is None else model,
+        images,
+        labels,
+        tmp_path / dirs[0],
+        tmp_path / dirs[1],
+        device=torch.device("cpu"),
+        log=lambda m: None,
+    )
+
+
 # Each configuration changes the LR schedule and/or objective coefficients across the
 # interrupt at step 12 (epoch = 16 · step // 60 = 3; the step schedule decays every epoch).
 STEP_LR = {"name": "step", "factor": 0.5, "every": 1, "start": 1}
@@ -187,17 +202,7 @@ def test_log_records_group_lrs_and_objective_coefficients(tmp_path):
     images, labels = make_data()
     _, training = RESUME_CASES["adamw-feature_penalty-groups"]
     spec = {**make_spec(**training), "objective": LPC, "lr": 3e-3}
-    result = train(
-        spec,
-        "r",
-        fresh_model(),
-        images,
-        labels,
-        tmp_path / "c",
-        tmp_path / "s",
-        device=torch.device("cpu"),
-        log=lambda m: None,
-    )
+    result = quiet_train(spec, images, labels, tmp_path)
     log = result.log
     assert list(log.columns) == ["step", "lr", "loss", "accuracy", "elapsed_s", "lr_cls", "gamma"]
     assert [epoch_at(s - 1, 16, 60) for s in log["step"]] == [1, 2, 3, 5]
@@ -231,17 +236,7 @@ def test_a_new_objective_joins_the_registry_without_loop_changes(tmp_path, monke
     images, labels = make_data()
     spec = {**make_spec(steps=10), "objective": {"name": "classifier_weight_penalty", "lam": 0.1}}
     model = fresh_model()
-    result = train(
-        spec,
-        "r",
-        model,
-        images,
-        labels,
-        tmp_path / "c",
-        tmp_path / "s",
-        device=torch.device("cpu"),
-        log=lambda m: None,
-    )
+    result = quiet_train(spec, images, labels, tmp_path, model=model)
     assert result.status == "completed" and len(seen) == 10
     assert all(s == (torch.Size([16, 1, 8, 8]), torch.Size([16]), model) for s in seen)
     expected = [0.1 * (epoch_at(step - 1, 16, 60) + 1) for step in (5, 10)]  # epochs 1, 2
@@ -269,17 +264,7 @@ def test_resume_state_of_another_format_is_refused(tmp_path):
 
 def test_divergence_is_recorded_not_raised(tmp_path):
     images, labels = make_data()
-    result = train(
-        make_spec(lr=1e12),
-        "r",
-        fresh_model(),
-        images,
-        labels,
-        tmp_path / "c",
-        tmp_path / "s",
-        device=torch.device("cpu"),
-        log=lambda m: None,
-    )
+    result = quiet_train(make_spec(lr=1e12), images, labels, tmp_path)
     assert result.status == "diverged"
     assert result.final_step < 20
     assert not math.isfinite(result.log["loss"].iloc[-1])
@@ -289,31 +274,11 @@ def test_stop_on_loss_and_cap(tmp_path):
     images, labels = make_data()
     spec = make_spec(steps=40, stop_loss=10.0, checkpoints={"schedule": "final"})
     spec["checkpoint_steps"] = [40]
-    result = train(
-        spec,
-        "r",
-        fresh_model(),
-        images,
-        labels,
-        tmp_path / "c",
-        tmp_path / "s",
-        device=torch.device("cpu"),
-        log=lambda m: None,
-    )
+    result = quiet_train(spec, images, labels, tmp_path)
     assert result.status == "stopped_on_loss" and result.final_step == 5
     assert result.checkpoints == {5: "step5.pt"}
     spec["training"]["stop_loss"] = 1e-30
-    result = train(
-        spec,
-        "r",
-        fresh_model(),
-        images,
-        labels,
-        tmp_path / "d",
-        tmp_path / "s2",
-        device=torch.device("cpu"),
-        log=lambda m: None,
-    )
+    result = quiet_train(spec, images, labels, tmp_path, dirs=("d", "s2"))
     assert result.status == "capped" and result.checkpoints == {40: "step40.pt"}
 
 

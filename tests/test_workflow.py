@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from pipeline import job_counts, snakemake, workflow_copy
+from pipeline import job_counts, params_changed_outputs, snakemake, workflow_copy
 
 
 def test_paper_dry_run_job_counts(tmp_path):
@@ -213,28 +213,33 @@ def test_report_has_every_figure_with_its_caption(smoke_run):
     [
         # the metrics stage: every metric file, nothing else
         ("stages/metrics.py", {"results/metrics/nc_limits/"}),
-        # fig4/fig5's module: those two figures only (fig1-3 live in another module)
+        # fig4/fig5's module: those two figures and the claims table that reuses their
+        # points; not fig1-3 (another module), no run, feature or metric file
         (
             "studies/nc_limits/transfer_figures.py",
-            {"results/figures/nc_limits/fig4.", "results/figures/nc_limits/fig5."},
+            {
+                "results/figures/nc_limits/fig4.pdf",
+                "results/figures/nc_limits/fig5.pdf",
+                "results/tables/nc_limits/claims.csv",
+            },
         ),
     ],
 )
-def test_library_edit_lists_exactly_the_jobs_it_affects(smoke_run, tmp_path, edited, expected):
-    """A library edit changes the code version (a param) of exactly the rules whose stage
-    imports the edited file: `--list-changes params` names their outputs, no others."""
+def test_library_edit_reruns_exactly_the_jobs_it_affects(smoke_run, tmp_path, edited, expected):
+    """A library edit changes the code version (a param) of exactly the jobs whose stage
+    imports the edited file: a dry run plans them with reason "Params have changed"."""
     import shutil
 
     work = tmp_path / "work"
     shutil.copytree(smoke_run, work, symlinks=True)
-    unchanged = snakemake(work, "--list-changes", "params", "--configfile", "presets/smoke.yaml")
+    unchanged = snakemake(work, "-n", "--configfile", "presets/smoke.yaml")
     assert unchanged.returncode == 0, unchanged.stderr[-3000:]
-    assert "results/" not in unchanged.stdout
+    assert "Nothing to be done" in unchanged.stdout + unchanged.stderr
     with (work / "src/ncrepro" / edited).open("a") as f:
         f.write("\n# an edit\n")
-    changed = snakemake(work, "--list-changes", "params", "--configfile", "presets/smoke.yaml")
+    changed = snakemake(work, "-n", "--configfile", "presets/smoke.yaml")
     assert changed.returncode == 0, changed.stderr[-3000:]
-    listed = {p for p in changed.stdout.split() if p.startswith("results/")}
+    listed = params_changed_outputs(changed.stdout)
     assert listed, changed.stdout
     assert all(any(p.startswith(e) for e in expected) for p in listed), listed
     assert all(any(p.startswith(e) for p in listed) for e in expected), listed

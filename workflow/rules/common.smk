@@ -48,7 +48,7 @@ write_sheet_files()
 
 # Code versions: a hash of the library files a stage runs (its module and everything it
 # imports, ncrepro.provenance.module_closure), passed as a param, so a library edit reruns
-# exactly the jobs it affects (`snakemake --list-changes params` names them).
+# exactly the jobs it affects (`snakemake -n`: reason "Params have changed").
 STAGE_MODULES = {
     "data": ["ncrepro.data.prepared"],
     "train": ["ncrepro.stages.train"],
