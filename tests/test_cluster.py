@@ -14,7 +14,7 @@ import pytest
 from pipeline import job_counts, snakemake, workflow_copy
 from slurm_cluster import slurm_cluster
 
-GPU_RULES = {"train", "features", "finetune", "linear_probe"}
+GPU_RULES = {"train", "features", "finetune", "probe"}
 CPU_RULES = {"prepare_data", "metrics", "class_encoding_solve"}
 LOCAL_RULES = {
     "aggregate",
@@ -77,7 +77,7 @@ def test_smoke_preset_on_slurm_matches_local_run(smoke_run, cluster, tmp_path):
         "features": 5,
         "metrics": 5,
         "finetune": 4,
-        "linear_probe": 1,
+        "probe": 1,
         "class_encoding_solve": 1,
     }
 

@@ -25,7 +25,7 @@ def test_paper_dry_run_job_counts(tmp_path):
         "features": 75,
         "metrics": 75,
         "finetune": 560,
-        "linear_probe": 10,
+        "probe": 10,  # the linear probe of each fig5 pretraining
         "aggregate": 1,
         "nc_limits_figure": 5,
         "nc_limits_table": 1,  # claims

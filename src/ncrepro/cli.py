@@ -75,17 +75,19 @@ def cmd_finetune(args) -> None:
     )
 
 
-def cmd_linear_probe(args) -> None:
-    from ncrepro.stages.probes import run_linear
+def cmd_probe(args) -> None:
+    from ncrepro.stages.probes import run_probe
 
-    frame = run_linear(
+    frame = run_probe(
+        args.name,
         Path(args.run_dir),
         Path(args.data),
         Path(args.out),
         device=args.device,
         threads=args.threads,
+        log=_log,
     )
-    _log(f"linear probe of {args.run_dir}: {frame['value'].round(4).tolist()}")
+    _log(f"probe {args.name} of {args.run_dir}: {len(frame)} rows -> {args.out}")
 
 
 def cmd_metrics(args) -> None:
@@ -123,10 +125,17 @@ def cmd_aggregate(args) -> None:
 
 
 def cmd_compute(args) -> None:
-    from ncrepro.stages.render import compute_study_table
+    from ncrepro.stages.study import compute_study_table
 
     table = compute_study_table(Path(args.sheet), Path(args.out))
     _log(f"{len(table)} rows -> {args.out}")
+
+
+def cmd_study_stage(args) -> None:
+    from ncrepro.stages.study import run_study_stage
+
+    table = run_study_stage(args.name, Path(args.sheet), args.inputs, Path(args.out))
+    _log(f"study stage {args.name}: {len(table)} rows -> {args.out}")
 
 
 def cmd_figure(args) -> None:
@@ -225,13 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_finetune)
 
-    p = sub.add_parser("linear-probe", help="linear probe on frozen features, every checkpoint")
+    p = sub.add_parser("probe", help="a registered probe of a run (e.g. linear), all checkpoints")
+    p.add_argument("--name", required=True, help="the probe's name in ncrepro.probes.registry")
     p.add_argument("--run-dir", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
-    p.set_defaults(func=cmd_linear_probe)
+    p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser("metrics", help="a study's metric set at every checkpoint of a run")
     p.add_argument("--study", required=True)
@@ -253,6 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sheet", required=True, help="the study's sheet file (its config)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_compute)
+
+    p = sub.add_parser("study-stage", help="a stage only one study has (its registry entry)")
+    p.add_argument("--name", required=True, help="the stage's name in the study's `stages`")
+    p.add_argument("--sheet", required=True, help="the study's sheet file")
+    p.add_argument("--inputs", nargs="*", default=[], help="the stage's input files")
+    p.add_argument("--out", required=True, help="Parquet output")
+    p.set_defaults(func=cmd_study_stage)
 
     p = sub.add_parser("figure", help="render one figure (PDF + PNG + provenance)")
     p.add_argument("--fig", required=True)

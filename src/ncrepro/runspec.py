@@ -111,7 +111,8 @@ def sheet_row(study: str, run: Run) -> dict:
 
 
 def probe_jobs(specs: dict[str, dict]) -> list[tuple[str, int, float]]:
-    """(run, checkpoint step, LR) of every fine-tuning probe: one Snakemake job each."""
+    """(run, checkpoint step, LR) of every fine-tuning probe (`spec["finetune"]`): one
+    Snakemake job each, so a cluster runs the LR sweep in parallel."""
     jobs = []
     for rid, spec in specs.items():
         finetune = spec.get("finetune")
@@ -121,6 +122,7 @@ def probe_jobs(specs: dict[str, dict]) -> list[tuple[str, int, float]]:
     return jobs
 
 
-def linear_probe_runs(specs: dict[str, dict]) -> list[str]:
-    """Runs that get a linear probe on frozen features (every checkpoint, one job)."""
-    return sorted(rid for rid, spec in specs.items() if spec.get("finetune"))
+def probe_names(spec: dict) -> list[str]:
+    """The per-run probes a spec asks for (`spec["probes"]`: name -> settings), each one
+    job writing results/probes/{study}/{run}/{name}.parquet."""
+    return sorted(spec.get("probes", {}))

@@ -11,7 +11,8 @@ sys.path.insert(0, SRC)
 from ncrepro import studies
 from ncrepro.config import ConfigError, validate_config
 from ncrepro.provenance import code_version
-from ncrepro.runspec import linear_probe_runs, probe_jobs
+from ncrepro.probes.registry import PROBES
+from ncrepro.runspec import probe_jobs, probe_names
 from ncrepro.stages.sheet import sheet_document, sheet_text
 
 try:
@@ -22,7 +23,6 @@ except ConfigError as error:
 STUDIES = {study.key: study for study in studies.enabled_studies(config)}
 RUN_SHEET, RUN_SPECS = studies.build_run_sheet(config)
 PROBE_JOBS = probe_jobs(RUN_SPECS)  # (run, step, lr): one fine-tuning job each
-LINEAR_PROBE_RUNS = linear_probe_runs(RUN_SPECS)
 # The conda environment of every rule (--sdm conda), one path wherever a rule is written.
 CONDA_ENV = str(Path(workflow.basedir) / "envs" / "ncrepro.yaml")
 
@@ -57,6 +57,7 @@ STAGE_MODULES = {
     "probes": ["ncrepro.stages.probes"],
     "aggregate": ["ncrepro.stages.aggregate", "ncrepro.stages.sheet"],
     "render": ["ncrepro.stages.render"],
+    "study": ["ncrepro.stages.study"],
 }
 _CODE_CACHE = {}
 
@@ -92,8 +93,17 @@ def table_code(wildcards):
     return code("render", study_package(wildcards.study), table.render)
 
 
+def probe_code(wildcards):
+    return code("probes", PROBES[wildcards.probe])
+
+
 def compute_code(study):
-    return code("render", study_package(study), studies.get(study).compute_table)
+    return code("study", study_package(study), studies.get(study).compute_table)
+
+
+def study_stage_code(study, name):
+    """Code version of a study's own stage (for its rule in the study's rules file)."""
+    return code("study", study_package(study), studies.get(study).stages[name])
 
 
 wildcard_constraints:
@@ -177,9 +187,9 @@ def run_result_files(study, runs):
         if run in runs
     ]
     files += [
-        f"results/probes/{study}/{run}/linear.parquet"
+        f"results/probes/{study}/{run}/{name}.parquet"
         for run in runs
-        if run in LINEAR_PROBE_RUNS
+        for name in probe_names(RUN_SPECS[run])
     ]
     return files
 
@@ -202,13 +212,21 @@ def figure_inputs(wildcards):
     other experiments); a study without runs reads its study table."""
     study = STUDIES[wildcards.study]
     if not study.has_runs:
-        return [sheet_file(study.key), f"results/tables/{study.key}.parquet"]
-    runs = study_runs(study.key, study.figures[wildcards.fig].experiments)
-    return [sheet_file(study.key)] + run_result_files(study.key, runs)
+        extra = list(study.figures[wildcards.fig].inputs.values())
+        return [sheet_file(study.key), f"results/tables/{study.key}.parquet", *extra]
+    figure = study.figures[wildcards.fig]
+    runs = study_runs(study.key, figure.experiments)
+    return [sheet_file(study.key), *figure.inputs.values()] + run_result_files(
+        study.key, runs
+    )
 
 
 def table_inputs(wildcards):
-    return [sheet_file(wildcards.study), f"results/tables/{wildcards.study}.parquet"]
+    table = STUDIES[wildcards.study].tables[wildcards.table]
+    return [
+        sheet_file(wildcards.study),
+        f"results/tables/{wildcards.study}.parquet",
+    ] + list(table.inputs.values())
 
 
 def figure_table_argument(wildcards):
@@ -218,6 +236,7 @@ def figure_table_argument(wildcards):
     return f"--table results/tables/{wildcards.study}.parquet"
 
 
+SHARED_PROBES = "|".join(PROBES)  # the generic probe rule's names; others: study rules
 RUN_STUDIES = "|".join(k for k, s in STUDIES.items() if s.has_runs) or NEVER
 
 

@@ -1,5 +1,6 @@
-# Probes of pretrained checkpoints, declared by the run specs (`finetune`): one fine-tuning
-# job per (checkpoint, LR) so a cluster runs the sweep in parallel; one linear-probe job per run.
+# Probes of pretrained checkpoints, declared by the run specs: one fine-tuning job per
+# (checkpoint, LR) (`finetune`) so a cluster runs the sweep in parallel; one job per run
+# for each registered probe in `spec["probes"]` (ncrepro.probes.registry, e.g. linear).
 
 
 rule finetune:
@@ -30,17 +31,19 @@ rule finetune:
         "--device {params.device} --threads {threads} > {log} 2>&1"
 
 
-rule linear_probe:
+rule probe:
     input:
         unpack(data_files),
         record="results/runs/{study}/{run}/run.json",
         ckpt="results/runs/{study}/{run}/ckpt",
     output:
-        "results/probes/{study}/{run}/linear.parquet",
+        "results/probes/{study}/{run}/{probe}.parquet",
     log:
-        "results/logs/probes/{study}/{run}/linear.log",
+        "results/logs/probes/{study}/{run}/{probe}.log",
     benchmark:
-        "results/benchmarks/linear_probe/{study}/{run}.tsv"
+        "results/benchmarks/probe/{study}/{run}/{probe}.tsv"
+    wildcard_constraints:
+        probe=SHARED_PROBES,
     conda:
         CONDA_ENV
     threads: config.get("threads", 2)
@@ -51,8 +54,8 @@ rule linear_probe:
     params:
         data=data_dir,
         device=config["device"],
-        code_version=code("probes"),
+        code_version=probe_code,
     shell:
-        "python -m ncrepro linear-probe --run-dir results/runs/{wildcards.study}/{wildcards.run} "
-        "--data {params.data} --out {output} --device {params.device} "
-        "--threads {threads} > {log} 2>&1"
+        "python -m ncrepro probe --name {wildcards.probe} "
+        "--run-dir results/runs/{wildcards.study}/{wildcards.run} --data {params.data} "
+        "--out {output} --device {params.device} --threads {threads} > {log} 2>&1"

@@ -111,3 +111,47 @@ def linear_probe(
         "train_accuracy": float(np.mean(p_train == y_train)),
         "converged": converged,
     }
+
+
+def linear_probe_checkpoints(context, settings: dict, log=print) -> list[dict]:
+    """The registered "linear" probe: at every checkpoint, `linear_probe` on the frozen
+    penultimate features of the run's `settings["task"]` pool ("finetune": the disjoint
+    fine-tuning pool of a superclass view, with the finer labels; "pretrain": the run's
+    own train/test splits), scored on its test split. Other settings (method, C, ridge,
+    max_iter, standardize) pass through to `linear_probe`."""
+    from ncrepro.probes.finetune import extract_features
+
+    options = dict(settings)
+    task = options.pop("task", "finetune")
+    pools = {s: context.view(s, task=task) for s in ("train", "test")}
+    rows = []
+    for entry in context.checkpoints():
+        model = context.model_at(entry["step"])
+        feats = {
+            s: extract_features(
+                model, pools[s][0], normalizer=context.normalizer, device=context.torch_device
+            )
+            for s in pools
+        }
+        result = linear_probe(
+            feats["train"],
+            pools["train"][1],
+            feats["test"],
+            pools["test"][1],
+            num_classes=context.num_classes(task),
+            seed=context.spec["seed"],
+            **options,
+        )
+        log(f"linear probe at step {entry['step']}: {result['accuracy']:.4f} test accuracy")
+        rows.append(
+            {
+                "run": context.run,
+                "step": entry["step"],
+                "split": "test",
+                "metric": "linear_probe_accuracy",
+                "value": result["accuracy"],
+                "probe": "linear",
+                "probe_status": result["status"],
+            }
+        )
+    return rows

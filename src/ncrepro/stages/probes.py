@@ -70,42 +70,23 @@ def run_finetune(
     return frame
 
 
-def run_linear(
-    run_dir: Path, data_dir: Path, out: Path, *, device: str = "auto", threads: int | None = None
+def run_probe(
+    name: str,
+    run_dir: Path,
+    data_dir: Path,
+    out: Path,
+    *,
+    device: str = "auto",
+    threads: int | None = None,
+    log=print,
 ) -> pd.DataFrame:
-    from ncrepro.probes.finetune import extract_features
-    from ncrepro.probes.linear import linear_probe
+    """The registered probe `name` (ncrepro.probes.registry) with the run's settings."""
+    from ncrepro.probes.registry import probe_function
 
     context = _context(run_dir, data_dir, device, threads)
-    pools = {s: context.view(s, task="finetune") for s in ("train", "test")}
-    rows = []
-    for entry in context.checkpoints():
-        model = context.model_at(entry["step"])
-        feats = {
-            s: extract_features(
-                model, pools[s][0], normalizer=context.normalizer, device=context.torch_device
-            )
-            for s in pools
-        }
-        result = linear_probe(
-            feats["train"],
-            pools["train"][1],
-            feats["test"],
-            pools["test"][1],
-            num_classes=context.num_classes("finetune"),
-            seed=context.spec["seed"],
-        )
-        rows.append(
-            {
-                "run": context.run,
-                "step": entry["step"],
-                "split": "test",
-                "metric": "linear_probe_accuracy",
-                "value": result["accuracy"],
-                "probe": "linear",
-                "probe_status": result["status"],
-            }
-        )
-    frame = pd.DataFrame(rows)
+    settings = context.spec.get("probes", {}).get(name)
+    if settings is None:
+        raise ValueError(f"run {context.run} does not list the probe {name!r} in its spec")
+    frame = pd.DataFrame(probe_function(name)(context, settings, log))
     write_parquet(out, frame)
     return frame

@@ -8,10 +8,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from ncrepro.atomic import write_parquet, write_text
+from ncrepro.atomic import write_text
 from ncrepro.provenance import write_provenance
 from ncrepro.stages.sheet import read_sheet
 from ncrepro.studies import get, load
+
+
+def _with_inputs(config: dict, inputs: dict[str, str]) -> tuple[dict, list[Path]]:
+    """The config a renderer sees, with its declared extra input files."""
+    paths = {name: Path(path) for name, path in inputs.items()}
+    return {**config, "inputs": paths}, list(paths.values())
 
 
 def render_figure(
@@ -33,6 +39,7 @@ def render_figure(
     key, config, sheet = read_sheet(sheet_path)
     study = get(key)
     figure = study.figures[fig_id]
+    config, extra = _with_inputs(config, figure.inputs)
     runs_dir = Path(results) / "runs" / key
     if study.has_runs:
         sheet = sheet[sheet["experiment"].isin(figure.experiments)]
@@ -47,7 +54,7 @@ def render_figure(
     png = save_figure(fig, out)
     write_provenance(
         out,
-        inputs=inputs,
+        inputs=inputs + extra,
         rows=rows,
         runs_dir=runs_dir if study.has_runs else None,
         caption=caption,
@@ -86,6 +93,7 @@ def render_table(
     key, config, _sheet = read_sheet(sheet_path)
     study = get(key)
     table = pd.read_parquet(table_path)
+    config, extra = _with_inputs(config, study.tables[table_id].inputs)
     output = load(study.tables[table_id].render)(table, config)
     frame = output.frame
     write_text(out_csv, frame.to_csv(index=False))
@@ -94,7 +102,7 @@ def render_table(
     write_text(out_md, f"# {output.title}\n\n{note}{markdown_table(shown)}")
     write_provenance(
         out_csv,
-        inputs=[Path(table_path)],
+        inputs=[Path(table_path), *extra],
         rows=output.rows if output.rows is not None else table,
         runs_dir=Path(results) / "runs" / key if study.has_runs else None,
         caption=output.title,
@@ -102,22 +110,3 @@ def render_table(
         cells=output.cells,
     )
     return frame
-
-
-def compute_study_table(sheet_path: Path, out: Path) -> pd.DataFrame:
-    """The long table of a study without runs, from its `compute_table(block)`."""
-    key, config, _sheet = read_sheet(sheet_path)
-    study = get(key)
-    if study.compute_table is None:
-        raise ValueError(f"study {key} has runs: its table comes from the aggregate stage")
-    table = load(study.compute_table)(config[key])
-    write_parquet(out, table)
-    write_provenance(
-        out,
-        inputs=[],
-        rows=table,
-        caption=f"{key}: the study table, computed directly ({study.compute_table})",
-        outputs=[out],
-        extra={"config": config[key]},
-    )
-    return table

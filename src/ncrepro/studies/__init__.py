@@ -9,7 +9,10 @@ declares in one place everything the pipeline needs to know about it:
   directly (class_encoding solves the unconstrained-features model);
 - `figures` and `tables`: id -> the experiments it needs + the function that renders it;
   every study has the table "claims" (each claim of its paper with this run's verdict);
-- `check_config(config)`: the checks its schema part cannot express.
+- `check_config(config)`: the checks its schema part cannot express;
+- `stages`: stages only this study has, name -> "module:function" called as
+  `fn(config, inputs) -> DataFrame` by `ncrepro study-stage` from a rule of the study's
+  rules file (e.g. an analysis over a pair of runs, a toy model of a figure).
 
 Besides the package, a study brings `workflow/rules/studies/<key>.smk` (its figure/table
 rules with their report captions, and any stage only it has), its schema part
@@ -35,17 +38,25 @@ from ncrepro.runspec import SHEET_COLUMNS, Run, run_id, sheet_row
 
 @dataclass(frozen=True)
 class Figure:
-    """`render(table, config) -> (matplotlib figure, rows used, caption)`."""
+    """`render(table, config) -> (matplotlib figure, rows used, caption)`.
+
+    `experiments`: the experiments whose runs the figure plots (only those are joined).
+    `inputs`: further files it reads, name -> path from the working directory (e.g. a
+    study stage's output, `published/<key>.csv`): declared inputs of its job, hashed in
+    its provenance, passed to `render` as `config["inputs"][name]` (a Path)."""
 
     render: str
     experiments: tuple[str, ...] = ()
+    inputs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Table:
-    """`render(table, config) -> TableOutput`, from the study's long table."""
+    """`render(table, config) -> TableOutput`, from the study's long table; `inputs` as
+    for `Figure`."""
 
     render: str
+    inputs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -81,6 +92,7 @@ class Study:
     metrics: MetricSet | None = None
     compute_table: str | None = None
     check_config: Callable[[dict], list[str]] = field(default=lambda config: [])
+    stages: dict[str, str] = field(default_factory=dict)
 
     @property
     def has_runs(self) -> bool:

@@ -117,6 +117,7 @@ def transfer_runs(config: dict) -> list[Run]:
                 arch_params=setting.get("arch_params"),
             )
             spec["finetune"] = block["finetune"]
+            spec["probes"] = {"linear": {"task": "finetune"}}
             runs.append(Run("transfer", spec, -1, {"grid_arch": setting["arch"]}))
     return runs
 
