@@ -6,10 +6,21 @@ import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-COPIED = ["Snakefile", "config.yaml", "presets", "workflow", "envs", "src", "slurm", "published"]
+COPIED = [
+    "Snakefile",
+    "config.yaml",
+    "presets",
+    "profiles",
+    "workflow",
+    "envs",
+    "src",
+    "slurm",
+    "published",
+]
 
 
 def workflow_copy(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
     for name in COPIED:
         source = REPO / name
         if source.is_dir():

@@ -259,7 +259,7 @@ def test_missing_dataset_names_folder_files_and_fix(tmp_path, name, folder):
     assert f"'{root / folder if folder else root}'" in message
     for file in DATASETS[name].files["train"]:
         assert file in message
-    assert "set data.download: true (or pass --config data.download=true)" in message
+    assert "--config 'data={download: true}'" in message
     assert "place the files there" in message and name in message
     assert not root.exists()  # nothing fetched, nothing created
 

@@ -98,6 +98,9 @@ def test_feature_dims():
         "vgg11_bn": 512,
         "vgg13_bn": 512,
         "vgg16_bn": 512,
+        "vgg11": 512,
+        "vgg13": 512,
+        "vgg16": 512,
         "densenet121": 1024,
         "densenet201": 1920,
     }
@@ -325,7 +328,7 @@ def test_encoder_without_classifier(head):
 @pytest.mark.parametrize(
     "head,classifier,match",
     [
-        ({"kind": "mlp", "width": 3}, None, "linear or nonlinear"),
+        ({"kind": "mlp", "width": 3}, None, "linear, nonlinear or activated"),
         ({"kind": "linear"}, None, "head width must be an integer >= 1"),
         ({"kind": "linear", "width": 0}, None, "head width"),
         ({"kind": "linear", "width": 3, "activation": "relu"}, None, "does not take activation"),
@@ -429,6 +432,24 @@ def test_vgg_configurations_match_torchvision():
     from ncrepro.models.torchvision_parts import VGG_CFGS
 
     assert VGG_CFGS == cfgs
+
+
+def test_plain_vgg_is_torchvisions_without_batch_norm():
+    """vgg11/13/16: Simonyan & Zisserman's networks (torchvision's vgg13, ...): the same
+    convolutions as the _bn variants, no BatchNorm, torchvision's conv stack at width 1."""
+    from torchvision.models import vgg13
+
+    plain = make("vgg13", (3, 32, 32), width=1.0)
+    with_bn = make("vgg13_bn", (3, 32, 32), width=1.0)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
+    convs = [m.weight.shape for m in plain.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs == [m.weight.shape for m in with_bn.modules() if isinstance(m, torch.nn.Conv2d)]
+    reference = vgg13(weights=None).features
+    assert [k for k in plain.features.state_dict()] == list(reference.state_dict())
+    assert sum(p.numel() for p in plain.features.parameters()) == sum(
+        p.numel() for p in reference.parameters()
+    )
+    assert plain(torch.randn(2, 3, 32, 32)).shape == (2, K)
 
 
 def test_models_do_not_import_torchvision():

@@ -1,5 +1,6 @@
 """published/*.csv: well-formed, and joined with reproduced numbers side by side."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -10,7 +11,8 @@ def test_published_files_are_well_formed(repo):
     for path in (repo / "published").glob("*.csv"):
         frame = pd.read_csv(path)
         assert list(frame.columns) == COLUMNS, path
-        assert frame["value"].notna().all() and (frame["value"] > 0).all()
+        # finite numbers; signed (LPC Table 4 has negative log-likelihood scores)
+        assert frame["value"].notna().all() and np.isfinite(frame["value"]).all()
         assert frame["paper_file"].str.fullmatch(r"\d{3}_[0-9a-f]{16}\.txt").all(), path
         assert not frame.duplicated(["table", "row", "column"]).any(), path
 
@@ -21,6 +23,17 @@ def test_ib_supcon_numbers():
     assert table1[("model 1", "CIFAR-10")] == 95.4 and table1[("both", "CIFAR-100")] == 69.2
     assert len(published) == 18
     assert load_published("nc_limits").empty
+
+
+def test_lpc_table4_numbers():
+    """Table 4 of the LPC paper, one row per number: 2 datasets x 5 models x 7 columns."""
+    published = load_published("lpc")
+    assert len(published) == 70 and set(published["table"]) == {"Table 4"}
+    cells = published.set_index(["row", "column"])["value"]
+    assert cells[("CIFAR-10 LPC", "score")] == 0.181
+    assert cells[("CIFAR-10 LPC", "min peak distance")] == 11.468
+    assert cells[("CIFAR-100 LinPen", "score std")] == 0.0
+    assert cells[("CIFAR-100 LPC-Narrow", "peak distance")] == 44.379
 
 
 def test_side_by_side():

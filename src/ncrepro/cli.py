@@ -8,9 +8,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
+
+# The workflow passes the device through the environment (an execution setting that
+# must not rerun jobs when `auto` resolves to the same device).
+DEFAULT_DEVICE = os.environ.get("NCREPRO_DEVICE", "auto")
+DEVICE_HELP = "auto | cpu | cuda (default: $NCREPRO_DEVICE, else auto)"
+DEFAULT_RESUME_EVERY_S = float(os.environ.get("NCREPRO_RESUME_EVERY_S", "300"))
 
 
 def _json(text: str):
@@ -40,6 +47,7 @@ def cmd_train(args) -> None:
         device=args.device,
         threads=args.threads,
         code_version=args.code_version,
+        resume_every_s=args.resume_every,
         log=_log,
     )
 
@@ -166,10 +174,16 @@ def cmd_table(args) -> None:
 
 
 def cmd_audit(args) -> int:
-    from ncrepro.audit import audit, cell_sources
+    from ncrepro.audit import AuditError, audit, cell_sources
 
     if args.cell:
-        row, column = int(args.cell[0]), args.cell[1]
+        row, column = args.cell
+        if not row.isdigit():
+            raise AuditError(
+                f"--cell ROW COLUMN: ROW is the 0-based row number of the table's CSV "
+                f"(an integer), got {row!r}; e.g. --cell 0 {column}"
+            )
+        row = int(row)
         for source in cell_sources(args.file, row, column):
             print("  ".join(f"{k}={v}" for k, v in source.items()))
         return 0
@@ -211,16 +225,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--scratch", required=True)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--code-version", default="unknown")
+    p.add_argument(
+        "--resume-every",
+        type=float,
+        default=DEFAULT_RESUME_EVERY_S,
+        help="seconds between saves of the resume state (default: $NCREPRO_RESUME_EVERY_S, "
+        "else 300)",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("features", help="penultimate features of every checkpoint of a run")
     p.add_argument("--run-dir", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_features)
 
@@ -230,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step", type=int, required=True)
     p.add_argument("--lr", type=float, required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_finetune)
 
@@ -239,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_probe)
 
@@ -294,7 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--cell",
         nargs=2,
         metavar=("ROW", "COLUMN"),
-        help="list the raw values one table cell aggregates",
+        help="list the raw values one table cell aggregates: ROW is the 0-based row "
+        "number in the table's CSV, COLUMN its column name",
     )
     p.set_defaults(func=cmd_audit)
 
@@ -309,11 +331,12 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from ncrepro.audit import AuditError
     from ncrepro.config import ConfigError
     from ncrepro.data import CorruptDataError, DatasetMissingError
-    from ncrepro.errors import CheckpointError
+    from ncrepro.errors import CheckpointError, DeviceError
 
     errors: list[type[BaseException]] = [
         ConfigError,
         CheckpointError,
+        DeviceError,
         DatasetMissingError,
         CorruptDataError,
         FileNotFoundError,
@@ -331,9 +354,12 @@ def main(argv: list[str] | None = None) -> int:
     except user_errors() as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2
-    except Interrupted as exc:  # SIGTERM (preemption, time limit): state saved, rerun resumes
+    except Interrupted as exc:  # SIGTERM/SIGINT: the resume state is saved, a rerun resumes
         print(f"interrupted: {exc}; rerun to resume", file=sys.stderr, flush=True)
-        return 143
+        return 130 if "SIGINT" in str(exc) else 143
+    except KeyboardInterrupt:  # Ctrl-C in a stage without resume state: nothing half-written
+        print("interrupted (SIGINT); rerun to redo this step", file=sys.stderr, flush=True)
+        return 130
     return status or 0
 
 

@@ -10,3 +10,7 @@ class CheckpointError(ValueError):
 
 class Interrupted(Exception):
     """Raised after the resume state was saved on SIGTERM (or a simulated kill)."""
+
+
+class DeviceError(ValueError):
+    """A device that this machine does not have (e.g. cuda without a GPU)."""

@@ -346,7 +346,7 @@ def test_fig5_claim_untestable_without_usable_fine_tunes():
 def test_claims_on_the_smoke_table(smoke_run):
     """The smoke preset's table: every claim gets a valid row; its fig4 (two sizes N) and
     fig5 (two checkpoints) cannot give a Spearman rho, so they are not testable."""
-    table = pd.read_parquet(smoke_run / "results/tables/nc_limits.parquet")
+    table = pd.read_parquet(smoke_run / "results/smoke/tables/nc_limits.parquet")
     got = run_claims(table)
     assert got["train_collapse"]["verdict"] in (SUPPORTED, NOT_SUPPORTED)
     assert got["train_collapse"]["n"] >= 2

@@ -52,7 +52,7 @@ def test_every_preset_validates_and_resolves_to_targets(repo, key, preset):
     assert key in schema["properties"], "the study's schema part is merged in"
     if not config.get(key, {}).get("enabled"):
         pytest.skip(f"{key} is off in this preset")
-    wanted = targets(config)
+    wanted = targets(config, "results")
     study = get(key)
     assert f"results/tables/{key}.parquet" in wanted
     for fig in study.figures:
@@ -175,26 +175,26 @@ localrules:
 
 use rule figure as toy_figure with:
     output:
-        pdf="results/figures/{study}/{fig}.pdf",
+        pdf=res("figures/{study}/{fig}.pdf"),
         png=report(
-            "results/figures/{study}/{fig}.png",
+            res("figures/{study}/{fig}.png"),
             caption="../../report/toy.rst",
             category="toy",
         ),
-        provenance="results/figures/{study}/{fig}.provenance.json",
+        provenance=res("figures/{study}/{fig}.provenance.json"),
     benchmark:
-        "results/benchmarks/toy_figure/{study}/{fig}.tsv"
+        res("benchmarks/toy_figure/{study}/{fig}.tsv")
     wildcard_constraints:
         study="toy",
 
 
 use rule table as toy_table with:
     output:
-        csv="results/tables/{study}/{table}.csv",
-        md="results/tables/{study}/{table}.md",
-        provenance="results/tables/{study}/{table}.provenance.json",
+        csv=res("tables/{study}/{table}.csv"),
+        md=res("tables/{study}/{table}.md"),
+        provenance=res("tables/{study}/{table}.provenance.json"),
     benchmark:
-        "results/benchmarks/toy_table/{study}/{table}.tsv"
+        res("benchmarks/toy_table/{study}/{table}.tsv")
     wildcard_constraints:
         study="toy",
 """
@@ -224,8 +224,7 @@ def test_a_new_study_is_added_without_editing_shared_files(tmp_path):
         "workflow/report/toy.rst": "A test-only study.\n",
         "toy.yaml": yaml.safe_dump(
             {
-                "nc_limits": {"enabled": False},
-                "class_encoding": {"enabled": False},
+                **{key: {"enabled": False} for key in KEYS},  # every real study off
                 "toy": {"enabled": True, "seeds": [0], "steps": 20, "every": 10},
             }
         ),
@@ -240,11 +239,11 @@ def test_a_new_study_is_added_without_editing_shared_files(tmp_path):
 
     result = snakemake(work, "--cores", "2", "--configfile", "toy.yaml", timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
-    table = pd.read_parquet(work / "results/tables/toy.parquet")
+    table = pd.read_parquet(work / "results/quick/tables/toy.parquet")
     assert set(table["metric"]) == {"nc1", "accuracy"}
     assert sorted(table["step"].unique()) == [10, 20]
-    assert (work / "results/figures/toy/curve.png").stat().st_size > 5_000
-    claims = pd.read_csv(work / "results/tables/toy/claims.csv")
+    assert (work / "results/quick/figures/toy/curve.png").stat().st_size > 5_000
+    claims = pd.read_csv(work / "results/quick/tables/toy/claims.csv")
     assert claims["claim_id"].tolist() == ["learns"]
     # nothing that existed before was changed: the study is only its own new files
     for path, content in before.items():

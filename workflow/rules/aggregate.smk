@@ -6,19 +6,21 @@ rule aggregate:
     input:
         aggregate_inputs,
     output:
-        table="results/tables/{study}.parquet",
-        provenance="results/tables/{study}.provenance.json",
+        table=res("tables/{study}.parquet"),
+        provenance=res("tables/{study}.provenance.json"),
     log:
-        "results/logs/aggregate/{study}.log",
+        res("logs/aggregate/{study}.log"),
     benchmark:
-        "results/benchmarks/aggregate/{study}.tsv"
+        res("benchmarks/aggregate/{study}.tsv")
     wildcard_constraints:
         study=RUN_STUDIES,
     conda:
         CONDA_ENV
     params:
         sheet=lambda wildcards: sheet_file(wildcards.study),
+        results=results_root,
         code_version=code("aggregate"),
     shell:
-        "python -m ncrepro aggregate --sheet {params.sheet} --out {output.table} "
+        "python -m ncrepro aggregate --sheet {params.sheet} --results {params.results} "
+        "--out {output.table} "
         "--code-version {params.code_version} > {log} 2>&1"

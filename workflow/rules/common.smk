@@ -1,6 +1,7 @@
 # Config validation; the run sheet, targets, probe jobs and code versions, all derived
 # from the study registry (ncrepro.studies); generic input functions.
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -10,6 +11,9 @@ sys.path.insert(0, SRC)
 
 from ncrepro import studies
 from ncrepro.config import ConfigError, validate_config
+from ncrepro.data import CorruptDataError
+from ncrepro.data.prepared import check_prepared
+from ncrepro.data.registry import DATASETS
 from ncrepro.provenance import code_version
 from ncrepro.probes.registry import PROBES
 from ncrepro.runspec import probe_jobs, probe_names
@@ -20,7 +24,46 @@ try:
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
+# Every output of a preset lives under results/<preset>/: quick, smoke and paper (or any
+# preset of your own) never overwrite or invalidate each other.
+RESULTS = f"results/{config['preset']}"
+
+
+def res(path):
+    """`path` under this preset's results root."""
+    return f"{RESULTS}/{path}"
+
+
+def results_root(wildcards):
+    return RESULTS
+
+
+def study_table_file(wildcards):
+    return res(f"tables/{wildcards.study}.parquet")
+
+
+# The device and the resume interval are execution settings, not hyper-parameters
+# (threads neither): jobs read them from the environment, so switching `auto` and the
+# device it resolves to reruns nothing; every run.json records the device that ran it.
+os.environ.update(
+    NCREPRO_DEVICE=config["device"],
+    NCREPRO_RESUME_EVERY_S=str(config.get("resume_every_s", 300)),
+)
+
 STUDIES = {study.key: study for study in studies.enabled_studies(config)}
+
+
+def check_prepared_data():
+    """A prepared data file changed since it was written is reported now, with the fix,
+    before Snakemake plans (and deletes the outputs of) every job downstream of it."""
+    for dataset in config["datasets"]:
+        try:
+            check_prepared(res(f"data/{dataset}"))
+        except CorruptDataError as error:
+            raise WorkflowError(str(error)) from None
+
+
+check_prepared_data()
 RUN_SHEET, RUN_SPECS = studies.build_run_sheet(config)
 PROBE_JOBS = probe_jobs(RUN_SPECS)  # (run, step, lr): one fine-tuning job each
 # The conda environment of every rule (--sdm conda), one path wherever a rule is written.
@@ -28,11 +71,11 @@ CONDA_ENV = str(Path(workflow.basedir) / "envs" / "ncrepro.yaml")
 
 
 def sheet_file(study):
-    return f"results/sheets/{study}.json"
+    return res(f"sheets/{study}.json")
 
 
 def write_sheet_files():
-    """results/sheets/<study>.json for every enabled study, rewritten only when its content
+    """RESULTS/sheets/<study>.json for every enabled study, rewritten only when its content
     changes: its mtime then reruns exactly the aggregate/figure/table jobs that read it.
     """
     for key in STUDIES:
@@ -136,7 +179,7 @@ def run_dataset(wildcards):
 
 
 def data_dir(wildcards):
-    return f"results/data/{run_dataset(wildcards)}"
+    return res(f"data/{run_dataset(wildcards)}")
 
 
 def data_files(wildcards):
@@ -150,6 +193,20 @@ def data_files(wildcards):
 
 def dataset_source(wildcards):
     return config["datasets"][wildcards.dataset]["source"]
+
+
+def dataset_reads_root(wildcards):
+    """Only datasets read from files depend on data.root / data.download (so changing
+    the root does not re-prepare the bundled and generated ones)."""
+    return DATASETS[dataset_source(wildcards)].kind == "root"
+
+
+def dataset_root(wildcards):
+    return config["data"]["root"] if dataset_reads_root(wildcards) else ""
+
+
+def dataset_download(wildcards):
+    return config["data"]["download"] if dataset_reads_root(wildcards) else False
 
 
 def dataset_params(wildcards):
@@ -179,15 +236,15 @@ def rule_resources(stage, key, default):
 def run_result_files(study, runs):
     """Run records, metric files and probe files of `runs`: what aggregation reads."""
     runs = sorted(set(runs))
-    files = [f"results/runs/{study}/{run}/run.json" for run in runs]
-    files += [f"results/metrics/{study}/{run}.parquet" for run in runs]
+    files = [res(f"runs/{study}/{run}/run.json") for run in runs]
+    files += [res(f"metrics/{study}/{run}.parquet") for run in runs]
     files += [
-        f"results/probes/{study}/{run}/step{step}/finetune_lr{lr}.parquet"
+        res(f"probes/{study}/{run}/step{step}/finetune_lr{lr}.parquet")
         for run, step, lr in PROBE_JOBS
         if run in runs
     ]
     files += [
-        f"results/probes/{study}/{run}/{name}.parquet"
+        res(f"probes/{study}/{run}/{name}.parquet")
         for run in runs
         for name in probe_names(RUN_SPECS[run])
     ]
@@ -211,29 +268,29 @@ def figure_inputs(wildcards):
     """A run study's figure reads its own runs' results (one figure builds without the
     other experiments); a study without runs reads its study table."""
     study = STUDIES[wildcards.study]
-    if not study.has_runs:
-        extra = list(study.figures[wildcards.fig].inputs.values())
-        return [sheet_file(study.key), f"results/tables/{study.key}.parquet", *extra]
     figure = study.figures[wildcards.fig]
-    runs = study_runs(study.key, figure.experiments)
-    return [sheet_file(study.key), *figure.inputs.values()] + run_result_files(
-        study.key, runs
-    )
+    extra = [studies.input_path(p, RESULTS) for p in figure.inputs.values()]
+    if not study.has_runs:
+        return [sheet_file(study.key), res(f"tables/{study.key}.parquet"), *extra]
+    runs = study_runs(study.key, figure.experiments) if figure.experiments else []
+    return [sheet_file(study.key), *extra] + run_result_files(study.key, runs)
 
 
 def table_inputs(wildcards):
     table = STUDIES[wildcards.study].tables[wildcards.table]
+    extra = [studies.input_path(p, RESULTS) for p in table.inputs.values()]
     return [
         sheet_file(wildcards.study),
-        f"results/tables/{wildcards.study}.parquet",
-    ] + list(table.inputs.values())
+        res(f"tables/{wildcards.study}.parquet"),
+        *extra,
+    ]
 
 
 def figure_table_argument(wildcards):
     """`--table` for a study without runs (its figures read the study table)."""
     if STUDIES[wildcards.study].has_runs:
         return ""
-    return f"--table results/tables/{wildcards.study}.parquet"
+    return f"--table {study_table_file(wildcards)}"
 
 
 SHARED_PROBES = "|".join(PROBES)  # the generic probe rule's names; others: study rules
@@ -241,4 +298,8 @@ RUN_STUDIES = "|".join(k for k, s in STUDIES.items() if s.has_runs) or NEVER
 
 
 def all_targets():
-    return studies.targets(config)
+    """Every figure and table, and every file a run keeps (run records, metric and probe
+    files): a deleted intermediate is then missing, so a plain rerun rebuilds it (and what
+    depends on it) instead of counting it as not needed."""
+    kept = [f for study in STUDIES for f in run_result_files(study, study_runs(study))]
+    return studies.targets(config, RESULTS) + kept

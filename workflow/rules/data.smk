@@ -3,23 +3,24 @@
 
 rule prepare_data:
     output:
-        train="results/data/{dataset}/train.npz",
-        test="results/data/{dataset}/test.npz",
-        manifest="results/data/{dataset}/manifest.json",
+        train=res("data/{dataset}/train.npz"),
+        test=res("data/{dataset}/test.npz"),
+        manifest=res("data/{dataset}/manifest.json"),
     log:
-        "results/logs/data/{dataset}.log",
+        res("logs/data/{dataset}.log"),
     benchmark:
-        "results/benchmarks/prepare_data/{dataset}.tsv"
+        res("benchmarks/prepare_data/{dataset}.tsv")
     priority: 100
     conda:
         CONDA_ENV
     params:
         source=dataset_source,
         params=dataset_params,
-        root=config["data"]["root"],
-        download=config["data"]["download"],
+        root=dataset_root,
+        download=dataset_download,
+        out=lambda wildcards, output: os.path.dirname(output.manifest),
         code_version=code("data"),
     shell:
         "python -m ncrepro prepare-data --source {params.source} --params '{params.params}' "
-        "--root {params.root:q} --download {params.download} "
-        "--out results/data/{wildcards.dataset} > {log} 2>&1"
+        "--root={params.root:q} --download {params.download} "
+        "--out {params.out} > {log} 2>&1"

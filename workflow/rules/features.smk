@@ -5,14 +5,14 @@
 rule features:
     input:
         unpack(data_files),
-        record="results/runs/{study}/{run}/run.json",
-        ckpt="results/runs/{study}/{run}/ckpt",
+        record=res("runs/{study}/{run}/run.json"),
+        ckpt=res("runs/{study}/{run}/ckpt"),
     output:
-        temp(directory("results/features/{study}/{run}")),
+        temp(directory(res("features/{study}/{run}"))),
     log:
-        "results/logs/features/{study}/{run}.log",
+        res("logs/features/{study}/{run}.log"),
     benchmark:
-        "results/benchmarks/features/{study}/{run}.tsv"
+        res("benchmarks/features/{study}/{run}.tsv")
     conda:
         CONDA_ENV
     threads: config.get("threads", 2)
@@ -21,10 +21,10 @@ rule features:
         runtime=rule_resources("features", "runtime", 20),
         mem_mb=rule_resources("features", "mem_mb", 4000),
     params:
+        run_dir=lambda wildcards, input: os.path.dirname(input.record),
         data=data_dir,
-        device=config["device"],
         code_version=code("features"),
     shell:
-        "python -m ncrepro features --run-dir results/runs/{wildcards.study}/{wildcards.run} "
+        "python -m ncrepro features --run-dir {params.run_dir} "
         "--data {params.data} --out {output} "
-        "--device {params.device} --threads {threads} > {log} 2>&1"
+        "--threads {threads} > {log} 2>&1"

@@ -3,14 +3,14 @@
 
 rule metrics:
     input:
-        features="results/features/{study}/{run}",
-        record="results/runs/{study}/{run}/run.json",
+        features=res("features/{study}/{run}"),
+        record=res("runs/{study}/{run}/run.json"),
     output:
-        "results/metrics/{study}/{run}.parquet",
+        res("metrics/{study}/{run}.parquet"),
     log:
-        "results/logs/metrics/{study}/{run}.log",
+        res("logs/metrics/{study}/{run}.log"),
     benchmark:
-        "results/benchmarks/metrics/{study}/{run}.tsv"
+        res("benchmarks/metrics/{study}/{run}.tsv")
     conda:
         CONDA_ENV
     threads: 1
@@ -18,9 +18,10 @@ rule metrics:
         runtime=rule_resources("metrics", "runtime", 20),
         mem_mb=rule_resources("metrics", "mem_mb", 8000),
     params:
+        run_dir=lambda wildcards, input: os.path.dirname(input.record),
         options=metric_options,
         code_version=metrics_code,
     shell:
         "python -m ncrepro metrics --study {wildcards.study} --features {input.features} "
-        "--run-dir results/runs/{wildcards.study}/{wildcards.run} --out {output} "
+        "--run-dir {params.run_dir} --out {output} "
         "--options '{params.options}' --code-version {params.code_version} > {log} 2>&1"

@@ -6,14 +6,14 @@
 rule finetune:
     input:
         unpack(data_files),
-        record="results/runs/{study}/{run}/run.json",
-        ckpt="results/runs/{study}/{run}/ckpt",
+        record=res("runs/{study}/{run}/run.json"),
+        ckpt=res("runs/{study}/{run}/ckpt"),
     output:
-        "results/probes/{study}/{run}/step{step}/finetune_lr{lr}.parquet",
+        res("probes/{study}/{run}/step{step}/finetune_lr{lr}.parquet"),
     log:
-        "results/logs/probes/{study}/{run}/step{step}_lr{lr}.log",
+        res("logs/probes/{study}/{run}/step{step}_lr{lr}.log"),
     benchmark:
-        "results/benchmarks/finetune/{study}/{run}/step{step}_lr{lr}.tsv"
+        res("benchmarks/finetune/{study}/{run}/step{step}_lr{lr}.tsv")
     conda:
         CONDA_ENV
     threads: config.get("threads", 2)
@@ -22,26 +22,26 @@ rule finetune:
         runtime=rule_resources("probes", "runtime", 20),
         mem_mb=rule_resources("probes", "mem_mb", 4000),
     params:
+        run_dir=lambda wildcards, input: os.path.dirname(input.record),
         data=data_dir,
-        device=config["device"],
         code_version=code("probes"),
     shell:
-        "python -m ncrepro finetune --run-dir results/runs/{wildcards.study}/{wildcards.run} "
+        "python -m ncrepro finetune --run-dir {params.run_dir} "
         "--data {params.data} --step {wildcards.step} --lr {wildcards.lr} --out {output} "
-        "--device {params.device} --threads {threads} > {log} 2>&1"
+        "--threads {threads} > {log} 2>&1"
 
 
 rule probe:
     input:
         unpack(data_files),
-        record="results/runs/{study}/{run}/run.json",
-        ckpt="results/runs/{study}/{run}/ckpt",
+        record=res("runs/{study}/{run}/run.json"),
+        ckpt=res("runs/{study}/{run}/ckpt"),
     output:
-        "results/probes/{study}/{run}/{probe}.parquet",
+        res("probes/{study}/{run}/{probe}.parquet"),
     log:
-        "results/logs/probes/{study}/{run}/{probe}.log",
+        res("logs/probes/{study}/{run}/{probe}.log"),
     benchmark:
-        "results/benchmarks/probe/{study}/{run}/{probe}.tsv"
+        res("benchmarks/probe/{study}/{run}/{probe}.tsv")
     wildcard_constraints:
         probe=SHARED_PROBES,
     conda:
@@ -52,10 +52,10 @@ rule probe:
         runtime=rule_resources("probes", "runtime", 20),
         mem_mb=rule_resources("probes", "mem_mb", 4000),
     params:
+        run_dir=lambda wildcards, input: os.path.dirname(input.record),
         data=data_dir,
-        device=config["device"],
         code_version=probe_code,
     shell:
         "python -m ncrepro probe --name {wildcards.probe} "
-        "--run-dir results/runs/{wildcards.study}/{wildcards.run} --data {params.data} "
-        "--out {output} --device {params.device} --threads {threads} > {log} 2>&1"
+        "--run-dir {params.run_dir} --data {params.data} "
+        "--out {output} --threads {threads} > {log} 2>&1"

@@ -8,13 +8,13 @@ rule figure:
     input:
         figure_inputs,
     output:
-        pdf="results/figures/{study}/{fig}.pdf",
-        png="results/figures/{study}/{fig}.png",
-        provenance="results/figures/{study}/{fig}.provenance.json",
+        pdf=res("figures/{study}/{fig}.pdf"),
+        png=res("figures/{study}/{fig}.png"),
+        provenance=res("figures/{study}/{fig}.provenance.json"),
     log:
-        "results/logs/figures/{study}/{fig}.log",
+        res("logs/figures/{study}/{fig}.log"),
     benchmark:
-        "results/benchmarks/figure/{study}/{fig}.tsv"
+        res("benchmarks/figure/{study}/{fig}.tsv")
     wildcard_constraints:
         study=NEVER,
     conda:
@@ -22,9 +22,11 @@ rule figure:
     params:
         sheet=lambda wildcards: sheet_file(wildcards.study),
         table=figure_table_argument,
+        results=results_root,
         code_version=figure_code,
     shell:
         "python -m ncrepro figure --fig {wildcards.fig} --sheet {params.sheet} {params.table} "
+        "--results {params.results} "
         "--out {output.pdf} > {log} 2>&1"
 
 
@@ -32,21 +34,23 @@ rule table:
     input:
         table_inputs,
     output:
-        csv="results/tables/{study}/{table}.csv",
-        md="results/tables/{study}/{table}.md",
-        provenance="results/tables/{study}/{table}.provenance.json",
+        csv=res("tables/{study}/{table}.csv"),
+        md=res("tables/{study}/{table}.md"),
+        provenance=res("tables/{study}/{table}.provenance.json"),
     log:
-        "results/logs/tables/{study}/{table}.log",
+        res("logs/tables/{study}/{table}.log"),
     benchmark:
-        "results/benchmarks/table/{study}/{table}.tsv"
+        res("benchmarks/table/{study}/{table}.tsv")
     wildcard_constraints:
         study=NEVER,
     conda:
         CONDA_ENV
     params:
         sheet=lambda wildcards: sheet_file(wildcards.study),
+        table=study_table_file,
+        results=results_root,
         code_version=table_code,
     shell:
         "python -m ncrepro table --name {wildcards.table} --sheet {params.sheet} "
-        "--table results/tables/{wildcards.study}.parquet "
+        "--table {params.table} --results {params.results} "
         "--out-csv {output.csv} --out-md {output.md} > {log} 2>&1"

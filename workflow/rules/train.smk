@@ -1,17 +1,17 @@
-# Training: one job per run; resumes from results/scratch after a kill.
+# Training: one job per run; resumes from results/<preset>/scratch after a kill.
 
 
 rule train:
     input:
         unpack(data_files),
     output:
-        record="results/runs/{study}/{run}/run.json",
-        log="results/runs/{study}/{run}/train_log.parquet",
-        ckpt=directory("results/runs/{study}/{run}/ckpt"),
+        record=res("runs/{study}/{run}/run.json"),
+        log=res("runs/{study}/{run}/train_log.parquet"),
+        ckpt=directory(res("runs/{study}/{run}/ckpt")),
     log:
-        "results/logs/train/{study}/{run}.log",
+        res("logs/train/{study}/{run}.log"),
     benchmark:
-        "results/benchmarks/train/{study}/{run}.tsv"
+        res("benchmarks/train/{study}/{run}.tsv")
     priority: train_priority
     conda:
         CONDA_ENV
@@ -23,12 +23,12 @@ rule train:
     params:
         data=data_dir,
         spec=run_spec_json,
-        scratch="results/scratch/{study}/{run}",
-        device=config["device"],
+        run_dir=lambda wildcards, output: os.path.dirname(output.record),
+        scratch=res("scratch/{study}/{run}"),
         code_version=code("train"),
     shell:
         "python -m ncrepro train --spec '{params.spec}' --run {wildcards.run} "
         "--data {params.data} "
-        "--out results/runs/{wildcards.study}/{wildcards.run} --scratch {params.scratch} "
-        "--device {params.device} --threads {threads} "
+        "--out {params.run_dir} --scratch {params.scratch} "
+        "--threads {threads} "
         "--code-version {params.code_version} > {log} 2>&1"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-DOWNLOAD_HINT = "set data.download: true (or pass --config data.download=true)"
+DOWNLOAD_HINT = (
+    "set `data: {download: true}` in your config (or pass --config 'data={download: true}')"
+)
 
 
 class DatasetMissingError(FileNotFoundError):

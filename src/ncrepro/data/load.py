@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ncrepro.data import real, synth
+from ncrepro.data import imagenet32, real, synth
 from ncrepro.data.registry import DATASETS, RawSplit
-from ncrepro.data.views import balanced_subset
+from ncrepro.data.views import balanced_subset, per_class_holdout
 
 SPLITS = ("train", "test")
 
@@ -56,6 +56,20 @@ def _synth(split: str, **params):
     return images, labels, [f"class{c}" for c in range(params.get("num_classes", 10))]
 
 
+def _resplit(name: str, split: str, root: Path, download: bool, params: dict):
+    """CIFAR-100's official splits pooled (600 images per class), then per class a seeded
+    `resplit_test_fraction` held out as "test" (`per_class_holdout`, seed `seed`): the
+    CIFAR-FS protocol (Bertinetto et al. 2019). `index` = row in train followed by test."""
+    label_type = params.get("label_type", "fine")
+    parts = [real.load_cifar(name, s, root, download, label_type) for s in SPLITS]
+    images = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    held = np.zeros(len(labels), bool)
+    held[per_class_holdout(labels, params["resplit_test_fraction"], params.get("seed", 0))] = True
+    index = np.flatnonzero(held if split == "test" else ~held).astype(np.int64)
+    return images[index], labels[index], parts[0][2], index
+
+
 def _check_params(name: str, params: dict) -> None:
     unknown = sorted(set(params) - set(DATASETS[name].params))
     if unknown:
@@ -87,6 +101,12 @@ def load_split(
         classes = list(DATASETS[name].class_names)
     elif name == "synth":
         images, labels, classes = _synth(split, **params)
+    elif name == "miniimagenet":
+        from ncrepro.data.miniimagenet import load_miniimagenet
+
+        images, labels, classes, index = load_miniimagenet(split, root, download, **params)
+    elif params.get("resplit_test_fraction"):
+        images, labels, classes, index = _resplit(name, split, root, download, params)
     else:
         per_class = params.get(f"n_{split}_per_class")
         if name in ("mnist", "fashion_mnist"):
@@ -96,6 +116,8 @@ def load_split(
             images, labels, classes = real.load_cifar(name, split, root, download, label_type)
         elif name == "svhn":
             images, labels, classes = real.load_svhn(split, root, download)
+        elif name == imagenet32.NAME:
+            images, labels, classes = imagenet32.load_imagenet32(split, root, download)
         else:
             images, labels, classes = real.load_stl10(split, root, download)
         if per_class:

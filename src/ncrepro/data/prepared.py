@@ -6,13 +6,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from ncrepro.atomic import write_bytes
 from ncrepro.data.errors import corrupt
 from ncrepro.data.load import SPLITS, load_split
 from ncrepro.data.registry import DATASETS, RawSplit
@@ -30,22 +29,6 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
             with archive.open(info, "w", force_zip64=True) as f:
                 np.lib.format.write_array(f, np.ascontiguousarray(array), allow_pickle=False)
     return buffer.getvalue()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same folder + os.replace (never a partial file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _source(name: str, root: str) -> dict:
@@ -80,7 +63,7 @@ def prepare(name: str, params: dict | None, root: str, download: bool, out_dir: 
     for split_name, split in splits.items():
         data = npz_bytes({"images": split.images, "labels": split.labels, "index": split.index})
         file = f"{split_name}.npz"
-        _write_atomic(out_dir / file, data)
+        write_bytes(out_dir / file, data)
         manifest["splits"][split_name] = {
             "file": file,
             "n": len(split),
@@ -92,7 +75,7 @@ def prepare(name: str, params: dict | None, root: str, download: bool, out_dir: 
             "sha256": hashlib.sha256(data).hexdigest(),
         }
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-    _write_atomic(out_dir / "manifest.json", text.encode())
+    write_bytes(out_dir / "manifest.json", text.encode())
     return json.loads(text)
 
 
@@ -102,6 +85,23 @@ def _sha256(path: Path) -> str:
         while block := f.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
+
+
+def check_prepared(data_dir: str | Path) -> None:
+    """Raise CorruptDataError (naming the file and the fix) if a split file of a prepared
+    dataset changed since its manifest was written. Cheap: only files newer than the
+    manifest are hashed. The workflow calls it before planning, so a damaged file is
+    reported before any job downstream of it is rerun (and its outputs deleted)."""
+    data_dir = Path(data_dir)
+    manifest_path = data_dir / "manifest.json"
+    if not manifest_path.is_file():
+        return
+    written = manifest_path.stat().st_mtime
+    manifest = json.loads(manifest_path.read_text())
+    for split, entry in manifest.get("splits", {}).items():
+        path = data_dir / entry["file"]
+        if path.is_file() and path.stat().st_mtime > written:
+            load_prepared(data_dir, split)  # verifies the sha256 and raises with the fix
 
 
 def load_prepared(data_dir: str | Path, split: str, *, verify: bool = True) -> RawSplit:
@@ -126,7 +126,9 @@ def load_prepared(data_dir: str | Path, split: str, *, verify: bool = True) -> R
         raise FileNotFoundError(f"prepared file '{path}' listed in '{manifest_path}' is missing")
     if verify and _sha256(path) != entry["sha256"]:
         raise corrupt(
-            path, f"its sha256 does not match the one in '{manifest_path}' (modified or truncated?)"
+            path,
+            f"its sha256 does not match the one in '{manifest_path}' (modified or truncated?). "
+            f"Fix: delete the folder '{data_dir}' and rerun; Snakemake prepares it again",
         )
     with np.load(path, allow_pickle=False) as f:
         return RawSplit(f["images"], f["labels"], list(manifest["class_names"]), f["index"])

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ncrepro.data import imagenet32
+
 
 @dataclass
 class RawSplit:
@@ -100,6 +102,7 @@ SYNTH_PARAMS = (
     "difficulty",
     "nuisance",
     "noise",
+    "image_size",  # default 32; the lpc quick preset uses 16 (a step costs ~1/3)
 )
 
 
@@ -152,7 +155,7 @@ DATASETS: dict[str, DatasetInfo] = {
             "root",
             "cifar-100-python",
             {"train": ("train", "meta"), "test": ("test", "meta")},
-            (*SUBSAMPLE, "label_type"),
+            (*SUBSAMPLE, "label_type", "resplit_test_fraction"),
         ),
         DatasetInfo(
             "svhn",
@@ -165,6 +168,17 @@ DATASETS: dict[str, DatasetInfo] = {
             {"train": ("train_32x32.mat",), "test": ("test_32x32.mat",)},
             SUBSAMPLE,
         ),
+        DatasetInfo(  # read by ncrepro.data.imagenet32 (batch-file layout)
+            imagenet32.NAME,
+            3,
+            32,
+            imagenet32.NUM_CLASSES,
+            imagenet32.CLASS_NAMES,
+            "root",
+            imagenet32.FOLDER,
+            dict(imagenet32.FILES),
+            SUBSAMPLE,
+        ),
         DatasetInfo(
             "stl10",
             3,
@@ -175,6 +189,17 @@ DATASETS: dict[str, DatasetInfo] = {
             "stl10_binary",
             {"train": ("train_X.bin", "train_y.bin"), "test": ("test_X.bin", "test_y.bin")},
             SUBSAMPLE,
+        ),
+        DatasetInfo(  # class names (WordNet ids) come from the CSVs: ncrepro.data.miniimagenet
+            "miniimagenet",
+            3,
+            84,
+            100,
+            (),
+            "root",
+            "mini-imagenet",
+            {s: ("train.csv", "val.csv", "test.csv") for s in ("train", "test")},
+            ("test_fraction", "seed", "csv_splits", "image_size"),
         ),
     )
 }

@@ -12,6 +12,9 @@ kinds a run spec names in `spec["view"]` (`apply_view`, `num_classes`, `view_slu
   second pool that never overlaps the first (nc_limits fig5). Pools are the first rows
   in file order ("first_n"; sizes are totals) or per-class seeded slices ("per_class";
   sizes are per class).
+- "class_split": a source/target split of the classes (few-shot transfer, CIFAR-FS style;
+  Munn et al. 2024 fig4): task "pretrain" is the `source` classes, task "target" the
+  disjoint `target` classes, each relabelled 0..len-1 in the listed order (both splits).
 
 `apply_view` returns (images, labels, index) with `index` the rows in the prepared split,
 so a run records exactly which images it used. A new kind adds a branch to `apply_view`,
@@ -50,6 +53,21 @@ def balanced_subset(labels, n_total: int, seed: int) -> np.ndarray:
             raise ValueError(f"class {c} has {len(rows)} samples, {per_class} requested")
         chosen.append(rng.permutation(rows)[:per_class])
     return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+def per_class_holdout(labels, test_fraction: float, seed: int) -> np.ndarray:
+    """Sorted rows of a seeded, class-stratified hold-out: per class, round(n_c ·
+    test_fraction) rows of a seeded permutation of that class's rows (the re-split of a
+    pooled dataset, e.g. CIFAR-FS's 600 images per class, 90/10)."""
+    labels = _labels(labels)
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1), not {test_fraction}")
+    rng = _rng(seed)
+    held = [
+        rng.permutation(rows)[: int(round(len(rows) * test_fraction))]
+        for rows in (np.flatnonzero(labels == c) for c in np.unique(labels))
+    ]
+    return np.sort(np.concatenate(held)).astype(np.int64) if held else np.zeros(0, np.int64)
 
 
 def relabel(labels, mapping: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -139,8 +157,24 @@ def _pools(view: dict, split: str, raw):
     return [(rows[c], coarse[c], fine[c]) for c in chosen]
 
 
+def _class_split(view: dict, labels: np.ndarray, task: str):
+    """(rows, labels 0..len-1) of the source ("pretrain") or target ("target") classes."""
+    source, target = list(view["source"]), list(view["target"])
+    if not source or not target or set(source) & set(target):
+        raise ValueError(f"class_split needs non-empty, disjoint source and target: {view}")
+    if task not in ("pretrain", "target"):
+        raise ValueError(f"a class_split view has tasks 'pretrain' and 'target', not {task!r}")
+    classes = source if task == "pretrain" else target
+    missing = sorted(set(classes) - set(np.unique(labels).tolist()))
+    if missing:
+        raise ValueError(f"class_split: classes {missing} have no samples in this split")
+    return relabel(labels, [[c] for c in classes])
+
+
 def num_classes(view: dict, base_classes: int, task: str = "pretrain") -> int:
     """Classes of the task a run with this view trains (`pretrain`) or is probed on."""
+    if view["kind"] == "class_split":
+        return len(view["source"] if task == "pretrain" else view["target"])
     if view["kind"] != "superclass":
         return base_classes
     if task == "pretrain":
@@ -163,6 +197,9 @@ def apply_view(view: dict, split: str, raw, task: str = "pretrain"):
         if task == "pretrain":
             return _selected(raw, pre_rows, pre_coarse)
         return _selected(raw, ft_rows, ft_fine)
+    if kind == "class_split":
+        rows, labels = _class_split(view, _labels(raw.labels), task)
+        return _selected(raw, rows, labels)
     raise ValueError(f"unknown view kind {kind!r}")
 
 
@@ -174,4 +211,6 @@ def view_slug(view: dict | None) -> str:
         return f"-n{view['n_train']}"
     if view["kind"] == "superclass":
         return "-super"
+    if view["kind"] == "class_split":
+        return f"-src{len(view['source'])}"
     raise ValueError(f"unknown view kind {view['kind']!r}")

@@ -16,7 +16,8 @@ versus torchvision (details in each class's docstring):
 - mlp: activation output of the last of `depth` hidden layers (b = hidden); input flattened.
 - resnet18, resnet50: global-average-pooled last stage (b = 512, 2048);
   3×3 stride-1 stem, no max-pool.
-- vgg11_bn, vgg13_bn, vgg16_bn: the conv features average-pooled to 1×1 (b = 512), or
+- vgg11_bn, vgg13_bn, vgg16_bn (and vgg11, vgg13, vgg16 without batch norm): the conv
+  features average-pooled to 1×1 (b = 512), or
   the last optional `hidden` layer; max-pools skipped at 1×1, no 4096-wide MLP head.
 - densenet121, densenet201: ReLU → global average pool of the final dense features
   (b = 1024, 1920); 3×3 stride-1 stem, no initial pool, transition pools skipped at 1×1.

@@ -73,10 +73,11 @@ class PenultimateModel(nn.Module):
     def set_head(self, head: dict | None = None, classifier: dict | str | None = None) -> None:
         """Insert an embedding head before the classifier and/or change the classifier.
 
-        head: None (no head) or {"kind": "linear" | "nonlinear", "width": w, ...}:
+        head: None (no head) or {"kind": "linear" | "nonlinear" | "activated", "width": w, ...}:
           linear: z = Linear(b, w)(h); nonlinear: z = Linear(m, w)(act(Linear(b, m)(h)))
           with "hidden": m (default b) and "activation": "relu" (default) | "silu"
-          (SimCLR's linear / non-linear projection heads). `width` is a unit count, not
+          (SimCLR's linear / non-linear projection heads); activated: z = act(Linear(b,
+          w)(h)) (a non-linear penultimate layer, LPC's NonlinPen). `width` is a unit count, not
           scaled by the model width.
         classifier: None or {"bias": True} (unchanged), {"bias": False} (no bias), or
           "none" (no classifier: an encoder whose output is the embedding).
@@ -114,15 +115,22 @@ class PenultimateModel(nn.Module):
 def make_head(config: dict, in_features: int) -> nn.Sequential:
     """The embedding head of `config` (see PenultimateModel.set_head) on b inputs."""
     kind = config.get("kind")
-    allowed = {"linear": {"kind", "width"}, "nonlinear": {"kind", "width", "hidden", "activation"}}
+    allowed = {
+        "linear": {"kind", "width"},
+        "nonlinear": {"kind", "width", "hidden", "activation"},
+        "activated": {"kind", "width", "activation"},
+    }
     if kind not in allowed:
-        raise ValueError(f"head kind must be linear or nonlinear, got {kind!r}")
+        raise ValueError(f"head kind must be linear, nonlinear or activated, got {kind!r}")
     unknown = sorted(set(config) - allowed[kind])
     if unknown:
         raise ValueError(f"a {kind} head does not take {', '.join(unknown)}")
     width = _positive_int(config.get("width"), "head width")
     if kind == "linear":
         return nn.Sequential(nn.Linear(in_features, width))
+    if kind == "activated":
+        act = activation_module(config.get("activation", "relu"), inplace=False)
+        return nn.Sequential(nn.Linear(in_features, width), act)
     hidden = _positive_int(config.get("hidden", in_features), "head hidden")
     act = activation_module(config.get("activation", "relu"), inplace=False)
     return nn.Sequential(nn.Linear(in_features, hidden), act, nn.Linear(hidden, width))

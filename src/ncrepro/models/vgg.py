@@ -1,4 +1,6 @@
-"""VGG with batch norm: torchvision's layer configurations and a CIFAR-style head."""
+"""VGG with and without batch norm: torchvision's layer configurations and a CIFAR-style
+head. `vgg11`, `vgg13`, `vgg16` are the plain networks of Simonyan & Zisserman (2015)
+(Conv → ReLU, no batch norm; torchvision's `vgg11` ... `vgg16`), the `_bn` ones add BN."""
 
 from __future__ import annotations
 
@@ -12,12 +14,16 @@ CONFIGS = {
     "vgg11_bn": TV_CFGS["A"],
     "vgg13_bn": TV_CFGS["B"],
     "vgg16_bn": TV_CFGS["D"],
+    "vgg11": TV_CFGS["A"],
+    "vgg13": TV_CFGS["B"],
+    "vgg16": TV_CFGS["D"],
 }
 
 
 class SmallImageVGG(PenultimateModel):
-    """torchvision's VGG-BN convolutional stack (same configurations, Conv3×3 → BN → ReLU,
-    2×2 max-pools, same init), changed for small images and width:
+    """torchvision's VGG convolutional stack (same configurations, Conv3×3 → BN → ReLU, or
+    Conv3×3 → ReLU with `batch_norm=False`, 2×2 max-pools, same init), changed for small
+    images and width:
 
     - conv widths (64 … 512) are multiplied by `width`; the first conv reads `in_channels`;
     - a max-pool is **skipped** when the feature map is already 1×1 (8×8 inputs keep 3 of
@@ -44,6 +50,7 @@ class SmallImageVGG(PenultimateModel):
         hidden: tuple[int, ...] | list[int] = (),
         dropout: float = 0.5,
         activation: str = "relu",
+        batch_norm: bool = True,
     ):
         super().__init__()
         layers: list[nn.Module] = []
@@ -55,11 +62,10 @@ class SmallImageVGG(PenultimateModel):
                     size //= 2
                 continue
             out = scaled(int(v), width)
-            layers += [
-                nn.Conv2d(channels, out, kernel_size=3, padding=1),
-                nn.BatchNorm2d(out),
-                nn.ReLU(inplace=True),
-            ]
+            layers.append(nn.Conv2d(channels, out, kernel_size=3, padding=1))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(out))
+            layers.append(nn.ReLU(inplace=True))
             channels = out
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
@@ -100,7 +106,7 @@ def vgg(
     dropout=0.5,
     activation="relu",
 ):
-    """`arch` in CONFIGS."""
+    """`arch` in CONFIGS; the names ending in `_bn` have batch norm."""
     return SmallImageVGG(
         CONFIGS[arch],
         in_channels=in_channels,
@@ -110,4 +116,5 @@ def vgg(
         hidden=hidden,
         dropout=dropout,
         activation=activation,
+        batch_norm=arch.endswith("_bn"),
     )

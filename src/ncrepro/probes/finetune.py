@@ -42,6 +42,10 @@ def _normalizer(normalizer, train_images: np.ndarray, device: torch.device) -> N
     return Normalizer.fit(train_images, str(normalizer)).to(device)
 
 
+# What `extract_features` can read: the classifier's input, or the backbone's output.
+REPRESENTATIONS = ("penultimate", "backbone")
+
+
 def feature_dim(model: nn.Module) -> int:
     dim = getattr(model, "feature_dim", None)
     return int(dim) if dim is not None else int(model.classifier.in_features)
@@ -71,16 +75,23 @@ def extract_features(
     normalizer: Normalizer | str,
     device="cpu",
     batch_size: int = 1024,
+    representation: str = "penultimate",
 ) -> np.ndarray:
-    """Penultimate features `model.penultimate(x)` (eval mode) of uint8 images, N×d float32.
+    """Penultimate features `model.penultimate(x)` (eval mode) of uint8 images, N×d float32;
+    `representation="backbone"`: the backbone's output `model.backbone(x)` instead (before
+    any embedding / projection head: a SupCon encoder's representation).
 
     Pass the pretraining run's Normalizer so the features are those the model was
     trained to produce; a kind string ("pixel", ...) fits one on `images`. The model
     is moved to `device` (in place, as nn.Module.to does).
     """
+    if representation not in REPRESENTATIONS:
+        raise ValueError(f"representation must be one of {REPRESENTATIONS}, got {representation!r}")
     dev = _device(device)
     norm = _normalizer(normalizer, images, dev)
     model = model.to(dev)
+    if representation == "backbone":
+        return _outputs(model, images, norm, dev, batch_size, lambda m, x: m.backbone(x))
     return _outputs(model, images, norm, dev, batch_size, lambda m, x: m.penultimate(x))
 
 

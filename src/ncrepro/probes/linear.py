@@ -69,13 +69,16 @@ def linear_probe(
     max_iter: int = 1000,
     standardize: bool = True,
     seed: int = 0,
+    return_predictions: bool = False,
 ) -> dict:
     """Fit a linear classifier on frozen train features, report test accuracy.
 
     method "logistic" (default; `C`, `max_iter`) or "ridge" (`ridge` = λ above).
     Returns {"status", "method", "accuracy" (test), "train_accuracy", "converged",
-    "n_train", "n_test"}. Non-finite features (e.g. from a diverged checkpoint) give
-    status "diverged" and NaN accuracies instead of an exception.
+    "n_train", "n_test"}, and with `return_predictions` the predicted labels
+    "test_predictions" and "train_predictions" (None when diverged). Non-finite features
+    (e.g. from a diverged checkpoint) give status "diverged" and NaN accuracies instead
+    of an exception.
     """
     x_train = np.asarray(train_features, np.float64)
     x_test = np.asarray(test_features, np.float64)
@@ -96,6 +99,7 @@ def linear_probe(
             "accuracy": float("nan"),
             "train_accuracy": float("nan"),
             "converged": False,
+            **({"test_predictions": None, "train_predictions": None} if return_predictions else {}),
         }
     if standardize:
         x_train, x_test = _standardize(x_train, x_test)
@@ -105,31 +109,41 @@ def linear_probe(
         p_train, p_test, converged = _ridge(x_train, y_train, x_test, num_classes, ridge)
     else:
         raise ValueError(f"unknown linear probe method {method!r}")
+    predictions = {"test_predictions": p_test, "train_predictions": p_train}
     return {
         **result,
         "accuracy": float(np.mean(p_test == y_test)),
         "train_accuracy": float(np.mean(p_train == y_train)),
         "converged": converged,
+        **(predictions if return_predictions else {}),
     }
 
 
 def linear_probe_checkpoints(context, settings: dict, log=print) -> list[dict]:
     """The registered "linear" probe: at every checkpoint, `linear_probe` on the frozen
-    penultimate features of the run's `settings["task"]` pool ("finetune": the disjoint
+    features of the run's `settings["task"]` pool ("finetune": the disjoint
     fine-tuning pool of a superclass view, with the finer labels; "pretrain": the run's
-    own train/test splits), scored on its test split. Other settings (method, C, ridge,
-    max_iter, standardize) pass through to `linear_probe`."""
+    own train/test splits), scored on its test split. `settings["representation"]`:
+    "penultimate" (default: the classifier's input) or "backbone" (the backbone's output,
+    before any head: the representation of a SupCon encoder, whose penultimate features
+    are its projection head's output); recorded in the rows. Other settings (method, C,
+    ridge, max_iter, standardize) pass through to `linear_probe`."""
     from ncrepro.probes.finetune import extract_features
 
     options = dict(settings)
     task = options.pop("task", "finetune")
+    representation = options.pop("representation", "penultimate")
     pools = {s: context.view(s, task=task) for s in ("train", "test")}
     rows = []
     for entry in context.checkpoints():
         model = context.model_at(entry["step"])
         feats = {
             s: extract_features(
-                model, pools[s][0], normalizer=context.normalizer, device=context.torch_device
+                model,
+                pools[s][0],
+                normalizer=context.normalizer,
+                device=context.torch_device,
+                representation=representation,
             )
             for s in pools
         }
@@ -152,6 +166,7 @@ def linear_probe_checkpoints(context, settings: dict, log=print) -> list[dict]:
                 "value": result["accuracy"],
                 "probe": "linear",
                 "probe_status": result["status"],
+                **({"representation": representation} if representation != "penultimate" else {}),
             }
         )
     return rows

@@ -17,6 +17,10 @@ from __future__ import annotations
 
 PROBES: dict[str, str] = {
     "linear": "ncrepro.probes.linear:linear_probe_checkpoints",
+    "geometric": "ncrepro.probes.geometric:geometric_probe",
+    "gc_sampling": "ncrepro.probes.geometric:gc_sampling_probe",
+    "fewshot": "ncrepro.probes.fewshot:fewshot_probe",
+    "deepfool": "ncrepro.probes.deepfool:deepfool_probe",
 }
 
 

@@ -78,14 +78,24 @@ class RunContext:
         return self.record["checkpoints"]
 
     def model_at(self, step: int, model=None):
-        """The model with the weights of checkpoint `step` (checked: this run, this arch),
-        on the context's device; `model` reuses an already built instance."""
+        """The model with the weights of checkpoint `step`, on the context's device;
+        `model` reuses an already built instance. The file must still have the sha256
+        run.json recorded when it was written, and belong to this run and arch."""
+        from ncrepro.errors import CheckpointError
+        from ncrepro.provenance import sha256_file
         from ncrepro.train import load_checkpoint
 
         entry = next((c for c in self.checkpoints() if c["step"] == step), None)
         if entry is None:
             raise FileNotFoundError(f"run {self.run} has no checkpoint at step {step}")
-        ckpt = load_checkpoint(self.run_dir / entry["file"], run=self.run, arch=self.spec["arch"])
+        path = self.run_dir / entry["file"]
+        if path.is_file() and sha256_file(path) != entry["sha256"]:
+            raise CheckpointError(
+                f"checkpoint {path} changed since training wrote it (its sha256 differs "
+                f"from the one in {self.run_dir / 'run.json'}). Fix: restore the file, or "
+                f"delete the folder {self.run_dir} and rerun to retrain the run"
+            )
+        ckpt = load_checkpoint(path, run=self.run, arch=self.spec["arch"])
         model = self.build_model() if model is None else model
         model.load_state_dict(ckpt["model"])
         return model.to(self.torch_device)

@@ -11,12 +11,12 @@ import pandas as pd
 from ncrepro.atomic import write_text
 from ncrepro.provenance import write_provenance
 from ncrepro.stages.sheet import read_sheet
-from ncrepro.studies import get, load
+from ncrepro.studies import get, input_path, load
 
 
-def _with_inputs(config: dict, inputs: dict[str, str]) -> tuple[dict, list[Path]]:
+def _with_inputs(config: dict, inputs: dict[str, str], results) -> tuple[dict, list[Path]]:
     """The config a renderer sees, with its declared extra input files."""
-    paths = {name: Path(path) for name, path in inputs.items()}
+    paths = {name: Path(input_path(path, str(results))) for name, path in inputs.items()}
     return {**config, "inputs": paths}, list(paths.values())
 
 
@@ -39,14 +39,16 @@ def render_figure(
     key, config, sheet = read_sheet(sheet_path)
     study = get(key)
     figure = study.figures[fig_id]
-    config, extra = _with_inputs(config, figure.inputs)
+    config, extra = _with_inputs(config, figure.inputs, results)
     runs_dir = Path(results) / "runs" / key
-    if study.has_runs:
+    if study.has_runs and figure.experiments:
         sheet = sheet[sheet["experiment"].isin(figure.experiments)]
         inputs = result_files(
             sheet, Path(results) / "metrics" / key, Path(results) / "probes" / key
         )
         table = aggregate_study(sheet, inputs, runs_dir)
+    elif study.has_runs:  # a figure of a run study drawn from its `inputs` only
+        inputs, table = [], pd.DataFrame()
     else:
         inputs = [Path(table_path)]
         table = pd.read_parquet(table_path)
@@ -93,7 +95,7 @@ def render_table(
     key, config, _sheet = read_sheet(sheet_path)
     study = get(key)
     table = pd.read_parquet(table_path)
-    config, extra = _with_inputs(config, study.tables[table_id].inputs)
+    config, extra = _with_inputs(config, study.tables[table_id].inputs, results)
     output = load(study.tables[table_id].render)(table, config)
     frame = output.frame
     write_text(out_csv, frame.to_csv(index=False))

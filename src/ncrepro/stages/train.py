@@ -23,6 +23,7 @@ def run_training(
     threads: int | None = None,
     code_version: str = "unknown",
     interrupt_at: int | None = None,
+    resume_every_s: float | None = None,
     log=print,
 ) -> dict:
     """Train one run; write its outputs under `run_dir`."""
@@ -59,6 +60,7 @@ def run_training(
         device=dev,
         log=log,
         interrupt_at=interrupt_at,
+        resume_every_s=resume_every_s,
     )
     write_parquet(run_dir / "train_log.parquet", result.log)
     record = write_run_record(

@@ -41,9 +41,10 @@ class Figure:
     """`render(table, config) -> (matplotlib figure, rows used, caption)`.
 
     `experiments`: the experiments whose runs the figure plots (only those are joined).
-    `inputs`: further files it reads, name -> path from the working directory (e.g. a
-    study stage's output, `published/<key>.csv`): declared inputs of its job, hashed in
-    its provenance, passed to `render` as `config["inputs"][name]` (a Path)."""
+    `inputs`: further files it reads, name -> path from the working directory, where
+    "{results}" stands for the preset's results folder (e.g. a study stage's output
+    "{results}/tables/<key>/toy.parquet", or `published/<key>.csv`): declared inputs of
+    its job, hashed in its provenance, passed to `render` as `config["inputs"][name]`."""
 
     render: str
     experiments: tuple[str, ...] = ()
@@ -99,6 +100,11 @@ class Study:
         return self.runs is not None
 
 
+def input_path(path: str, results: str) -> str:
+    """A Figure/Table input path with "{results}" replaced by the preset's results folder."""
+    return path.replace("{results}", results)
+
+
 def load(reference: str):
     """The object a "module:function" reference names."""
     module, _, name = reference.partition(":")
@@ -148,11 +154,12 @@ def build_run_sheet(config: dict) -> tuple[pd.DataFrame, dict[str, dict]]:
     return sheet.drop_duplicates(["study", "experiment", "run"]).reset_index(drop=True), specs
 
 
-def targets(config: dict) -> list[str]:
-    """What the main job builds: every enabled study's table, figures and tables."""
+def targets(config: dict, results: str = "results") -> list[str]:
+    """What the main job builds under `results`: every enabled study's table, figures
+    and tables."""
     out = []
     for study in enabled_studies(config):
-        out.append(f"results/tables/{study.key}.parquet")
-        out += [f"results/figures/{study.key}/{fig}.pdf" for fig in study.figures]
-        out += [f"results/tables/{study.key}/{table}.csv" for table in study.tables]
+        out.append(f"{results}/tables/{study.key}.parquet")
+        out += [f"{results}/figures/{study.key}/{fig}.pdf" for fig in study.figures]
+        out += [f"{results}/tables/{study.key}/{table}.csv" for table in study.tables]
     return out

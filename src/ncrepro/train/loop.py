@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from ncrepro.atomic import atomic_output, write_json
-from ncrepro.errors import CheckpointError, Interrupted
+from ncrepro.errors import CheckpointError, DeviceError, Interrupted
 from ncrepro.provenance import (
     git_state,
     package_versions,
@@ -43,7 +43,10 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but no CUDA device is available")
+        raise DeviceError(
+            "device 'cuda' requested but this machine has no CUDA device: use "
+            "--config device=auto (GPU where there is one) or device=cpu"
+        )
     return torch.device(name)
 
 
@@ -76,24 +79,29 @@ class TrainResult:
     log: pd.DataFrame | None = None
 
 
-class _SigtermFlag:
-    """Turns SIGTERM (what SLURM sends on preemption/time limit) into a flag."""
+class _StopSignals:
+    """Turns SIGTERM (what SLURM sends on preemption/time limit) and SIGINT (Ctrl-C, or
+    Snakemake stopping its jobs) into a flag the loop checks between steps, so the run
+    saves its resume state and exits cleanly instead of dying mid-step."""
+
+    SIGNALS = ("SIGTERM", "SIGINT")
 
     def __init__(self):
-        self.raised = False
-        self._previous = None
+        self.raised: str | None = None  # the name of the signal received
+        self._previous: dict = {}
 
     def __enter__(self):
         if sys.platform != "win32" and _in_main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
+            for name in self.SIGNALS:
+                self._previous[name] = signal.signal(getattr(signal, name), self._handle)
         return self
 
     def _handle(self, signum, frame):
-        self.raised = True
+        self.raised = signal.Signals(signum).name
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
+        for name, previous in self._previous.items():
+            signal.signal(getattr(signal, name), previous)
 
 
 def _in_main_thread() -> bool:
@@ -119,6 +127,7 @@ def train(
     device: torch.device,
     log=print,
     interrupt_at: int | None = None,
+    resume_every_s: float | None = None,
 ) -> TrainResult:
     """Train `model` as `spec` says; checkpoints land in `ckpt_dir`.
 
@@ -127,7 +136,10 @@ def train(
     cross-entropy) define the run; see ncrepro.train.optim, .schedules, .objectives.
     `scratch_dir` holds the resume state and the checkpoints written so far; it is
     not a Snakemake output, so it survives a killed job and the rerun resumes from
-    it. `interrupt_at` simulates a SIGTERM at that step (tests).
+    it. The resume state is saved at every checkpoint, on SIGTERM/SIGINT, and every
+    `resume_every_s` seconds of training (so SIGKILL, an out-of-memory kill or a node
+    failure loses at most that much; runs that stop on a loss threshold resume too).
+    `interrupt_at` simulates a SIGTERM at that step (tests).
 
     The train log has one row per `log_every` steps: step, lr (group 0), loss and
     accuracy (means over the steps since the last row; accuracy NaN without a
@@ -156,6 +168,7 @@ def train(
         seed=seed,
         total_steps=total,
         augment=cfg.get("augment", "none"),
+        views=cfg.get("views", 1),
     )
     scored = getattr(model, "classifier", None) is not None  # accuracy needs logits
 
@@ -201,12 +214,15 @@ def train(
     status = "completed"
     model.train()
     start, start_step = time.perf_counter(), step
-    with _SigtermFlag() as sigterm:
+    last_save = start
+    with _StopSignals() as stop:
         while step < total:
-            if sigterm.raised or (interrupt_at is not None and step == interrupt_at):
+            if interrupt_at is not None and step == interrupt_at:
+                stop.raised = "SIGTERM"
+            if stop.raised:
                 save_resume()
-                log(f"interrupted at step {step}; resume state saved")
-                raise Interrupted(f"run {run} interrupted at step {step}")
+                log(f"{stop.raised} at step {step}: resume state saved; a rerun resumes here")
+                raise Interrupted(f"run {run} stopped by {stop.raised} at step {step}")
             result = steps.run(step)
             step += 1
 
@@ -234,8 +250,11 @@ def train(
                 if stop_loss is not None and mean_loss < stop_loss:
                     status = "stopped_on_loss"
                     break
-            if step in schedule:
+            if step in schedule or (
+                resume_every_s is not None and time.perf_counter() - last_save >= resume_every_s
+            ):
                 save_resume()
+                last_save = time.perf_counter()
 
     if stop_loss is not None and status == "completed":
         status = "capped"  # the step cap, not the loss criterion, ended the run
@@ -245,7 +264,18 @@ def train(
     for name in written.values():
         os.replace(scratch_dir / name, ckpt_dir / name)
     resume_path.unlink(missing_ok=True)
+    _remove_empty(scratch_dir)
     return TrainResult(status, step, dict(sorted(written.items())), pd.DataFrame(log_rows))
+
+
+def _remove_empty(folder: Path, levels: int = 2) -> None:
+    """Remove `folder` and up to `levels - 1` parents while they are empty (the run's
+    scratch folder and its study folder), so finished runs leave nothing behind."""
+    for path in [folder, *list(folder.parents)[: levels - 1]]:
+        try:
+            path.rmdir()
+        except OSError:  # not empty, or gone
+            return
 
 
 def _log_row(step, optimizer, result, loss, acc, start) -> dict:

@@ -8,6 +8,13 @@ optimizer state, seed, step): the batch `batch_indices(n, batch_size, step, seed
 (step, epoch), the objective's coefficients at (step, epoch), bf16 autocast on CUDA
 only, zero_grad → backward → optimizer step. Callers own everything around it
 (resume, checkpoints, logging, evaluation) and stop on `StepResult.diverged`.
+
+With `views` V > 1 (contrastive learning) each image of the batch enters V times, as V
+augmented views (`ncrepro.train.augment.multi_view`, augment "supcon" or
+"supcon_geometric", seeded by
+(seed, step, view)), stacked view-major in one forward pass; the objective sees
+`Batch.views` = V and the labels of the N images. V = 1 is the single-view path above,
+unchanged.
 """
 
 from __future__ import annotations
@@ -19,12 +26,13 @@ import torch
 from torch import nn
 
 from ncrepro.models.base import outputs_of
+from ncrepro.train.augment import VIEW_AUGMENTATIONS, multi_view
 from ncrepro.train.device_data import DeviceDataset, Normalizer, batch_indices, crop_flip
 from ncrepro.train.objectives import Batch, Objective
 from ncrepro.train.optim import SGD, AdamW
 from ncrepro.train.schedules import epoch_at, lr_at
 
-AUGMENTATIONS = ("none", "crop_flip")
+AUGMENTATIONS = ("none", "crop_flip", *VIEW_AUGMENTATIONS)
 
 
 def place_model(model: nn.Module, device: torch.device, images_4d: bool) -> nn.Module:
@@ -70,9 +78,18 @@ class StepLoop:
         seed: int,
         total_steps: int,
         augment: str = "none",
+        views: int = 1,
     ):
         if augment not in AUGMENTATIONS:
             raise ValueError(f"unknown augmentation {augment!r}; known: {AUGMENTATIONS}")
+        if not (isinstance(views, int) and views >= 1):
+            raise ValueError(f"views must be an integer >= 1, got {views!r}")
+        if views > 1 and augment not in VIEW_AUGMENTATIONS:
+            raise ValueError(
+                f"{views} views need a random view pipeline ({', '.join(VIEW_AUGMENTATIONS)}), "
+                f"not augment {augment!r}"
+            )
+        self.views = views
         self.model, self.optimizer, self.objective = model, optimizer, objective
         self.data, self.normalizer = data, normalizer
         self.batch_size, self.seed, self.total_steps = batch_size, seed, total_steps
@@ -87,7 +104,9 @@ class StepLoop:
         use_cuda = device.type == "cuda"
         idx = batch_indices(len(self.data), self.batch_size, step, self.seed).to(device)
         batch = self.data.images[idx]
-        if self.augment == "crop_flip":
+        if self.augment in VIEW_AUGMENTATIONS:  # 1 or more random views of each image
+            batch = multi_view(batch, step, self.seed, self.views, self.augment)
+        elif self.augment == "crop_flip":
             batch = crop_flip(batch, step, self.seed)
         x, y = self.normalizer(batch), self.data.labels[idx]
         if use_cuda and x.ndim == 4:
@@ -100,8 +119,12 @@ class StepLoop:
         coefficients = self.objective.coefficients(step, epoch)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_cuda):
             outputs = outputs_of(self.model, x)
-            loss = self.objective.loss(Batch(x, y, outputs, self.model), coefficients)
+            batch = Batch(x, y, outputs, self.model, views=self.views)
+            loss = self.objective.loss(batch, coefficients)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return StepResult(float(loss.detach()), outputs.logits, y, coefficients)
+        logits = outputs.logits
+        if logits is not None and self.views > 1:
+            logits = logits[: len(y)]  # the first view's, for the train-accuracy log
+        return StepResult(float(loss.detach()), logits, y, coefficients)

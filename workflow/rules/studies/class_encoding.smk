@@ -12,12 +12,12 @@ rule class_encoding_solve:
     input:
         sheet_file("class_encoding"),
     output:
-        table="results/tables/class_encoding.parquet",
-        provenance="results/tables/class_encoding.provenance.json",
+        table=res("tables/class_encoding.parquet"),
+        provenance=res("tables/class_encoding.provenance.json"),
     log:
-        "results/logs/class_encoding/solve.log",
+        res("logs/class_encoding/solve.log"),
     benchmark:
-        "results/benchmarks/class_encoding_solve/solve.tsv"
+        res("benchmarks/class_encoding_solve/solve.tsv")
     conda:
         CONDA_ENV
     params:
@@ -28,16 +28,16 @@ rule class_encoding_solve:
 
 use rule figure as class_encoding_figure with:
     output:
-        pdf="results/figures/{study}/{fig}.pdf",
+        pdf=res("figures/{study}/{fig}.pdf"),
         png=report(
-            "results/figures/{study}/{fig}.png",
+            res("figures/{study}/{fig}.png"),
             caption="../../report/class_encoding.rst",
             category="class_encoding",
             labels={"study": "class_encoding", "figure": "{fig}"},
         ),
-        provenance="results/figures/{study}/{fig}.provenance.json",
+        provenance=res("figures/{study}/{fig}.provenance.json"),
     benchmark:
-        "results/benchmarks/class_encoding_figure/{study}/{fig}.tsv"
+        res("benchmarks/class_encoding_figure/{study}/{fig}.tsv")
     wildcard_constraints:
         study="class_encoding",
     conda:
@@ -47,15 +47,15 @@ use rule figure as class_encoding_figure with:
 use rule table as class_encoding_table with:
     output:
         csv=report(
-            "results/tables/{study}/{table}.csv",
+            res("tables/{study}/{table}.csv"),
             caption="../../report/class_encoding_table.rst",
             category="class_encoding",
             labels={"study": "class_encoding", "table": "{table}"},
         ),
-        md="results/tables/{study}/{table}.md",
-        provenance="results/tables/{study}/{table}.provenance.json",
+        md=res("tables/{study}/{table}.md"),
+        provenance=res("tables/{study}/{table}.provenance.json"),
     benchmark:
-        "results/benchmarks/class_encoding_table/{study}/{table}.tsv"
+        res("benchmarks/class_encoding_table/{study}/{table}.tsv")
     wildcard_constraints:
         study="class_encoding",
     conda:

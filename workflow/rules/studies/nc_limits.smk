@@ -9,16 +9,16 @@ localrules:
 
 use rule figure as nc_limits_figure with:
     output:
-        pdf="results/figures/{study}/{fig}.pdf",
+        pdf=res("figures/{study}/{fig}.pdf"),
         png=report(
-            "results/figures/{study}/{fig}.png",
+            res("figures/{study}/{fig}.png"),
             caption="../../report/nc_limits.rst",
             category="nc_limits",
             labels={"study": "nc_limits", "figure": "{fig}"},
         ),
-        provenance="results/figures/{study}/{fig}.provenance.json",
+        provenance=res("figures/{study}/{fig}.provenance.json"),
     benchmark:
-        "results/benchmarks/nc_limits_figure/{study}/{fig}.tsv"
+        res("benchmarks/nc_limits_figure/{study}/{fig}.tsv")
     wildcard_constraints:
         study="nc_limits",
     conda:
@@ -28,15 +28,15 @@ use rule figure as nc_limits_figure with:
 use rule table as nc_limits_table with:
     output:
         csv=report(
-            "results/tables/{study}/{table}.csv",
+            res("tables/{study}/{table}.csv"),
             caption="../../report/nc_limits_claims.rst",
             category="nc_limits",
             labels={"study": "nc_limits", "table": "{table}"},
         ),
-        md="results/tables/{study}/{table}.md",
-        provenance="results/tables/{study}/{table}.provenance.json",
+        md=res("tables/{study}/{table}.md"),
+        provenance=res("tables/{study}/{table}.provenance.json"),
     benchmark:
-        "results/benchmarks/nc_limits_table/{study}/{table}.tsv"
+        res("benchmarks/nc_limits_table/{study}/{table}.tsv")
     wildcard_constraints:
         study="nc_limits",
     conda:

@@ -84,6 +84,12 @@ def _curves_rows(table: pd.DataFrame) -> pd.DataFrame:
     return table[(table["experiment"] == "curves") & table["metric"].isin(VARIANCES)]
 
 
+def _seeds_sentence(seeds: list[int]) -> str:
+    if len(seeds) > 1:
+        return f"Seeds {seeds}: line = mean, band = min-max over seeds. "
+    return f"One seed ({seeds[0]}): no band. " if seeds else ""
+
+
 def fig_curves(table: pd.DataFrame, config: dict, *, weak: bool):
     """fig1 (train vs strong test) and fig2 (+ weak test): one run's variances vs iteration."""
     set_style()
@@ -96,7 +102,8 @@ def fig_curves(table: pd.DataFrame, config: dict, *, weak: bool):
     title = (
         f"{ARCH_NAMES.get(spec['arch'], spec['arch'])} on {dataset_label(spec['dataset'], config)}"
     )
-    ax.set_title(("Neural collapse: " if weak else "Failure of test collapse: ") + title)
+    # two lines: the stand-in names make one line wider than the axes
+    ax.set_title(("Neural collapse" if weak else "Failure of test collapse") + "\n" + title)
     ax.legend(frameon=True, fontsize=8)
     seeds = sorted(int(s) for s in rows["seed"].unique())
     final = rows[rows["step"] == rows["step"].max()].groupby("metric")["value"].mean()
@@ -104,7 +111,7 @@ def fig_curves(table: pd.DataFrame, config: dict, *, weak: bool):
     caption = (
         ("Figure 2. " if weak else "Figure 1. ")
         + "Train collapse vs test collapse over training "
-        + f"(paper: ResNet18 on CIFAR-10). Seeds {seeds} (band: min-max over seeds). "
+        + f"(paper: ResNet18 on CIFAR-10). {_seeds_sentence(seeds)}"
         + f"Final values: {finals}. "
         + training_sentence(config)
         + stand_in_sentence(config, [spec["dataset"]], [spec["arch"]])

@@ -97,10 +97,16 @@ def _spearman(x, y) -> float:
     return float(spearmanr(x[ok], y[ok]).statistic)
 
 
-def _maybe_log(ax, values, axis: str) -> None:
+def _use_log(values) -> bool:
+    """Log scale for positive values spanning more than a factor 20. Decided once per
+    figure over all its panels, so the same quantity has the same scale in each."""
     v = np.asarray(values, float)
     v = v[np.isfinite(v)]
-    if len(v) and (v > 0).all() and v.max() / v.min() > 20:
+    return bool(len(v) and (v > 0).all() and v.max() / v.min() > 20)
+
+
+def _set_log(ax, log: bool, axis: str) -> None:
+    if log:
         (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
 
 
@@ -198,6 +204,8 @@ def fig4(table: pd.DataFrame, config: dict, *, experiment: str = TRAIN_SIZE_EXPE
     colour = {
         N: cmap(0.85 * i / max(1, len(all_n) - 1)) for i, N in enumerate(all_n)
     }  # same N, same colour in every panel
+    log_x = _use_log(points["x"]) if not points.empty else False
+    log_y = _use_log(points["y"]) if not points.empty else False
     for ax, panel in zip(axes, panels or [None], strict=False):
         if panel is None:
             _empty_panel(ax, f"no '{experiment}' rows in the table")
@@ -231,8 +239,8 @@ def fig4(table: pd.DataFrame, config: dict, *, experiment: str = TRAIN_SIZE_EXPE
                     bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
                     zorder=4,
                 )
-        _maybe_log(ax, cell["x"], "x")
-        _maybe_log(ax, cell["y"], "y")
+        _set_log(ax, log_x, "x")
+        _set_log(ax, log_y, "y")
         ax.margins(x=0.12, y=0.2)
         ax.set_xlabel("TrainVariance (end of training)")
         ax.set_ylabel("StrongTestVariance\n(end of training)")
@@ -367,6 +375,7 @@ def fig5(table: pd.DataFrame, config: dict, *, experiment: str = TRANSFER_EXPERI
     fig, axes = plt.subplots(1, n, figsize=(5.0 * n, 4.0), squeeze=False)
     axes = axes[0]
     rho_parts = []
+    log_x = _use_log(points["x"]) if not points.empty else False
     for ax, panel in zip(axes, panels or [None], strict=False):
         if panel is None:
             _empty_panel(ax, f"no '{experiment}' rows with variances and fine-tunes")
@@ -407,7 +416,7 @@ def fig5(table: pd.DataFrame, config: dict, *, experiment: str = TRANSFER_EXPERI
         )
         cbar = fig.colorbar(sc, ax=ax, pad=0.02)
         cbar.set_label("pretraining checkpoint (SGD step)", fontsize=8)
-        _maybe_log(ax, cell["x"], "x")
+        _set_log(ax, log_x, "x")
         ax.margins(x=0.1, y=0.15)
         ax.set_xlabel(
             "StrongTestVariance of checkpoint\n(pretraining test set; lower = more collapsed)"
