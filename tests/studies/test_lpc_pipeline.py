@@ -24,7 +24,7 @@ def test_every_lpc_output_is_made(smoke_run):
     table4 = pd.read_csv(root / "tables/lpc/table4.csv")
     assert table4["published"].notna().sum() == 70  # every published number, side by side
     provenance = json.loads((root / "figures/lpc/fig1.provenance.json").read_text())
-    assert any(i["path"].endswith("lpc_toy/latents.parquet") for i in provenance["inputs"])
+    assert any(i["path"].endswith("tables/lpc/toy_latents.parquet") for i in provenance["inputs"])
     claims = pd.read_csv(root / "tables/lpc/claims.csv")
     assert len(claims) == 12
 
