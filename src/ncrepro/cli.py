@@ -50,6 +50,12 @@ def cmd_train(args) -> None:
         resume_every_s=args.resume_every,
         log=_log,
     )
+    if args.features_out:  # fused stages: the next two stages in this process
+        args.run_dir, args.out = args.out, args.features_out
+        cmd_features(args)
+        args.features, args.out = args.features_out, args.metrics_out
+        args.options, args.code_version = args.metric_options, args.metrics_code_version
+        cmd_metrics(args)
 
 
 def cmd_features(args) -> None:
@@ -81,6 +87,20 @@ def cmd_finetune(args) -> None:
         f"fine-tune probe of {args.run_dir} step {args.step} lr {args.lr}: "
         f"{frame.to_dict('records')[0]['value']:.4f} test accuracy"
     )
+
+
+def cmd_probes(args) -> None:
+    from ncrepro.stages.probes import run_all_probes
+
+    frame = run_all_probes(
+        Path(args.run_dir),
+        Path(args.data),
+        Path(args.out),
+        device=args.device,
+        threads=args.threads,
+        log=_log,
+    )
+    _log(f"probes of {args.run_dir}: {len(frame)} rows -> {args.out}")
 
 
 def cmd_probe(args) -> None:
@@ -116,15 +136,14 @@ def cmd_metrics(args) -> None:
 
 def cmd_aggregate(args) -> None:
     from ncrepro.stages.aggregate import write_study_table
-    from ncrepro.stages.sheet import read_sheet
+    from ncrepro.stages.sheet import read_result_files, read_sheet
 
     study, _config, sheet = read_sheet(args.sheet)
     results = Path(args.results)
     table = write_study_table(
         study,
         sheet,
-        results / "metrics" / study,
-        results / "probes" / study,
+        read_result_files(args.sheet, results, sheet["run"]),
         results / "runs" / study,
         Path(args.out),
         code_version=args.code_version,
@@ -189,11 +208,10 @@ def cmd_audit(args) -> int:
         return 0
     result = audit(args.file)
     print("\n".join(result.lines))
-    if result.mismatches:
+    if result.failures:
+        failed = "; ".join(f"{path} ({why})" for path, why in result.failures)
         print(
-            f"audit FAILED: {len(result.mismatches)} file(s) changed or missing since "
-            f"they were recorded: {', '.join(result.mismatches)}",
-            file=sys.stderr,
+            f"audit FAILED: {len(result.failures)} file(s) not verified: {failed}", file=sys.stderr
         )
         return 1
     print(f"audit ok: {result.checked} files verified")
@@ -205,6 +223,14 @@ def cmd_check_config(args) -> None:
 
     validate_config(load_config(*args.files))
     print("configuration is valid")
+
+
+def cmd_estimate(args) -> None:
+    from ncrepro.estimate import DEFAULT_PRESET, estimate, format_estimate, load_preset, load_rates
+
+    presets = args.preset or [DEFAULT_PRESET]
+    result = estimate(load_preset(*presets), load_rates(args.rate, args.rates_file))
+    print(json.dumps(result, indent=1) if args.json else format_estimate(result, presets))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -235,6 +261,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between saves of the resume state (default: $NCREPRO_RESUME_EVERY_S, "
         "else 300)",
     )
+    fused = p.add_argument_group(
+        "fused stages", "then extract the features and compute the study's metric set"
+    )
+    fused.add_argument("--features-out", help="the features stage's output folder")
+    fused.add_argument("--metrics-out", help="the metrics stage's Parquet")
+    fused.add_argument("--study", help="whose metric set")
+    fused.add_argument("--metric-options", type=_json, default={})
+    fused.add_argument("--features-code-version", default="unknown")
+    fused.add_argument("--metrics-code-version", default="unknown")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("features", help="penultimate features of every checkpoint of a run")
@@ -254,6 +289,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("probes", help="every fine-tuning and registered probe of a run")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_probes)
 
     p = sub.add_parser("probe", help="a registered probe of a run (e.g. linear), all checkpoints")
     p.add_argument("--name", required=True, help="the probe's name in ncrepro.probes.registry")
@@ -319,6 +362,27 @@ def build_parser() -> argparse.ArgumentParser:
         "number in the table's CSV, COLUMN its column name",
     )
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser(
+        "estimate", help="runs, steps, GPU-hours and jobs per rule of a preset's studies"
+    )
+    p.add_argument(
+        "--preset",
+        action="append",
+        help="preset file merged over config.yaml; repeat to merge more, in order "
+        "(default: presets/paper.yaml)",
+    )
+    p.add_argument(
+        "--rate",
+        action="append",
+        default=[],
+        metavar="ARCH=STEPS_PER_S",
+        help="steps/s of the training loop for ARCH at batch 128 of 32x32 images (repeat "
+        "per architecture; wins over --rates-file)",
+    )
+    p.add_argument("--rates-file", help="rates measured by bench/bench_train_loop.py --rates-file")
+    p.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    p.set_defaults(func=cmd_estimate)
 
     p = sub.add_parser("check-config", help="validate config files (merged in order)")
     p.add_argument("files", nargs="+")

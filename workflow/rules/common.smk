@@ -65,7 +65,9 @@ def check_prepared_data():
 
 check_prepared_data()
 RUN_SHEET, RUN_SPECS = studies.build_run_sheet(config)
-PROBE_JOBS = probe_jobs(RUN_SPECS)  # (run, step, lr): one fine-tuning job each
+# One job per run for train -> features -> metrics and one for all its probes (a laptop),
+# or one job per stage, per (checkpoint, LR) and per probe (a cluster): same files.
+FUSE_STAGES = config.get("fuse_stages", False)
 # The conda environment of every rule (--sdm conda), one path wherever a rule is written.
 CONDA_ENV = str(Path(workflow.basedir) / "envs" / "ncrepro.yaml")
 
@@ -79,14 +81,14 @@ def write_sheet_files():
     changes: its mtime then reruns exactly the aggregate/figure/table jobs that read it.
     """
     for key in STUDIES:
-        document = sheet_document(key, studies.study_config(config, key), RUN_SHEET)
+        runs = study_runs(key)
+        files = {run: relative_result_files(key, run) for run in runs}
+        study_block = studies.study_config(config, key)
+        document = sheet_document(key, study_block, RUN_SHEET, files)
         path, text = Path(sheet_file(key)), sheet_text(document)
         if not path.exists() or path.read_text() != text:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
-
-
-write_sheet_files()
 
 
 # Code versions: a hash of the library files a stage runs (its module and everything it
@@ -233,22 +235,39 @@ def rule_resources(stage, key, default):
     return config.get("resources", {}).get(stage, {}).get(key, default)
 
 
-def run_result_files(study, runs):
-    """Run records, metric files and probe files of `runs`: what aggregation reads."""
-    runs = sorted(set(runs))
-    files = [res(f"runs/{study}/{run}/run.json") for run in runs]
-    files += [res(f"metrics/{study}/{run}.parquet") for run in runs]
+def probe_file(study, run, probe):
+    """The file (relative to RESULTS) that holds a registered probe's rows of a run."""
+    name = "probes" if FUSE_STAGES else probe
+    return f"probes/{study}/{run}/{name}.parquet"
+
+
+def relative_result_files(study, run):
+    """The metric and probe files of one run (relative to RESULTS): what aggregation reads.
+    Fused stages write the fine-tuning sweep and the shared probes of a run to one file;
+    a study's own probe stages (e.g. gc_bound) always write their own."""
+    spec = RUN_SPECS[run]
+    files = [f"metrics/{study}/{run}.parquet"]
+    names = probe_names(spec)
+    shared = [name for name in names if name in PROBES]
+    if FUSE_STAGES and (shared or spec.get("finetune")):
+        files.append(f"probes/{study}/{run}/probes.parquet")
+    elif not FUSE_STAGES:
+        files += [
+            f"probes/{study}/{run}/step{step}/finetune_lr{lr}.parquet"
+            for _run, step, lr in probe_jobs({run: spec})
+        ]
+        files += [probe_file(study, run, name) for name in shared]
     files += [
-        res(f"probes/{study}/{run}/step{step}/finetune_lr{lr}.parquet")
-        for run, step, lr in PROBE_JOBS
-        if run in runs
-    ]
-    files += [
-        res(f"probes/{study}/{run}/{name}.parquet")
-        for run in runs
-        for name in probe_names(RUN_SPECS[run])
+        f"probes/{study}/{run}/{name}.parquet" for name in names if name not in PROBES
     ]
     return files
+
+
+def run_result_files(study, runs):
+    """Run records, metric files and probe files of `runs`."""
+    runs = sorted(set(runs))
+    files = [res(f"runs/{study}/{run}/run.json") for run in runs]
+    return files + [res(f) for run in runs for f in relative_result_files(study, run)]
 
 
 def study_runs(study, experiments=None):
@@ -303,3 +322,31 @@ def all_targets():
     depends on it) instead of counting it as not needed."""
     kept = [f for study in STUDIES for f in run_result_files(study, study_runs(study))]
     return studies.targets(config, RESULTS) + kept
+
+
+write_sheet_files()
+
+
+# Fused stages (fuse_stages): what the train job also writes, the arguments that ask
+# for it (code versions included, so a features or metrics edit reruns these jobs), and
+# the constraint that switches the per-stage rules off.
+FUSED_OUTPUTS = (
+    {
+        "features": temp(directory(res("features/{study}/{run}"))),
+        "metrics": res("metrics/{study}/{run}.parquet"),
+    }
+    if FUSE_STAGES
+    else {}
+)
+PER_STAGE_STUDIES = NEVER if FUSE_STAGES else "[a-z_]+"
+
+
+def fused_arguments(wildcards, output):
+    if not FUSE_STAGES:
+        return ""
+    return (
+        f"--features-out {output.features} --metrics-out {output.metrics} "
+        f"--study {wildcards.study} --metric-options '{metric_options(wildcards)}' "
+        f"--features-code-version {code('features')} "
+        f"--metrics-code-version {metrics_code(wildcards)}"
+    )

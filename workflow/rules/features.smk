@@ -13,6 +13,8 @@ rule features:
         res("logs/features/{study}/{run}.log"),
     benchmark:
         res("benchmarks/features/{study}/{run}.tsv")
+    wildcard_constraints:
+        study=PER_STAGE_STUDIES,
     conda:
         CONDA_ENV
     threads: config.get("threads", 2)

@@ -11,6 +11,8 @@ rule metrics:
         res("logs/metrics/{study}/{run}.log"),
     benchmark:
         res("benchmarks/metrics/{study}/{run}.tsv")
+    wildcard_constraints:
+        study=PER_STAGE_STUDIES,
     conda:
         CONDA_ENV
     threads: 1

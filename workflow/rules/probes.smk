@@ -1,6 +1,7 @@
 # Probes of pretrained checkpoints, declared by the run specs: one fine-tuning job per
 # (checkpoint, LR) (`finetune`) so a cluster runs the sweep in parallel; one job per run
 # for each registered probe in `spec["probes"]` (ncrepro.probes.registry, e.g. linear).
+# With fuse_stages, one job per run does both (`probes_of_run`, one file).
 
 
 rule finetune:
@@ -14,6 +15,8 @@ rule finetune:
         res("logs/probes/{study}/{run}/step{step}_lr{lr}.log"),
     benchmark:
         res("benchmarks/finetune/{study}/{run}/step{step}_lr{lr}.tsv")
+    wildcard_constraints:
+        study=PER_STAGE_STUDIES,
     conda:
         CONDA_ENV
     threads: config.get("threads", 2)
@@ -43,6 +46,7 @@ rule probe:
     benchmark:
         res("benchmarks/probe/{study}/{run}/{probe}.tsv")
     wildcard_constraints:
+        study=PER_STAGE_STUDIES,
         probe=SHARED_PROBES,
     conda:
         CONDA_ENV
@@ -58,4 +62,33 @@ rule probe:
     shell:
         "python -m ncrepro probe --name {wildcards.probe} "
         "--run-dir {params.run_dir} --data {params.data} "
+        "--out {output} --threads {threads} > {log} 2>&1"
+
+
+rule probes_of_run:
+    input:
+        unpack(data_files),
+        record=res("runs/{study}/{run}/run.json"),
+        ckpt=res("runs/{study}/{run}/ckpt"),
+    output:
+        res("probes/{study}/{run}/probes.parquet"),
+    log:
+        res("logs/probes/{study}/{run}/probes.log"),
+    benchmark:
+        res("benchmarks/probes_of_run/{study}/{run}.tsv")
+    wildcard_constraints:
+        study=RUN_STUDIES if FUSE_STAGES else NEVER,
+    conda:
+        CONDA_ENV
+    threads: config.get("threads", 2)
+    resources:
+        gpu=rule_resources("probes", "gpu", 1),
+        runtime=rule_resources("probes", "runtime", 20),
+        mem_mb=rule_resources("probes", "mem_mb", 4000),
+    params:
+        run_dir=lambda wildcards, input: os.path.dirname(input.record),
+        data=data_dir,
+        code_version=code("probes", *PROBES.values()),
+    shell:
+        "python -m ncrepro probes --run-dir {params.run_dir} --data {params.data} "
         "--out {output} --threads {threads} > {log} 2>&1"

@@ -1,10 +1,13 @@
-# Training: one job per run; resumes from results/<preset>/scratch after a kill.
+# Training: one job per run; resumes from results/<preset>/scratch after a kill. With
+# fuse_stages the same job then extracts the features and computes the metric set (the
+# rules `features` and `metrics` then match nothing).
 
 
 rule train:
     input:
         unpack(data_files),
     output:
+        **FUSED_OUTPUTS,
         record=res("runs/{study}/{run}/run.json"),
         log=res("runs/{study}/{run}/train_log.parquet"),
         ckpt=directory(res("runs/{study}/{run}/ckpt")),
@@ -26,9 +29,10 @@ rule train:
         run_dir=lambda wildcards, output: os.path.dirname(output.record),
         scratch=res("scratch/{study}/{run}"),
         code_version=code("train"),
+        fused=fused_arguments,
     shell:
         "python -m ncrepro train --spec '{params.spec}' --run {wildcards.run} "
         "--data {params.data} "
         "--out {params.run_dir} --scratch {params.scratch} "
         "--threads {threads} "
-        "--code-version {params.code_version} > {log} 2>&1"
+        "--code-version {params.code_version} {params.fused} > {log} 2>&1"

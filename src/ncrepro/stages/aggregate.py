@@ -58,33 +58,20 @@ def aggregate_study(sheet: pd.DataFrame, metric_files: list[Path], runs_dir: Pat
     return table.sort_values(order, kind="stable").reset_index(drop=True)
 
 
-def result_files(sheet: pd.DataFrame, metrics_dir: Path, probes_dir: Path) -> list[Path]:
-    """The metric file of every run in `sheet` and the probe files of those that have
-    probes (a probe folder belongs to one run, whose id covers its probe settings). Found
-    from the sheet, not passed one by one: a paper grid's file list would pass the
-    command-line cap."""
-    files = []
-    for run in sorted(sheet["run"].unique()):
-        files.append(Path(metrics_dir) / f"{run}.parquet")
-        files += sorted((Path(probes_dir) / run).rglob("*.parquet"))
-    return files
-
-
 def write_study_table(
     study: str,
     sheet: pd.DataFrame,
-    metrics_dir: Path,
-    probes_dir: Path,
+    metric_files: list[Path],
     runs_dir: Path,
     out: Path,
     *,
     code_version: str,
 ) -> pd.DataFrame:
-    """The study table and its provenance (every input hashed)."""
+    """The study table from `metric_files` (the metric and probe files of the sheet's
+    runs, `ncrepro.stages.sheet.read_result_files`) and its provenance (inputs hashed)."""
     from ncrepro.atomic import write_parquet
     from ncrepro.provenance import write_provenance
 
-    metric_files = result_files(sheet, metrics_dir, probes_dir)
     table = aggregate_study(sheet, metric_files, runs_dir)
     table["code_version"] = code_version
     write_parquet(out, table)

@@ -98,4 +98,6 @@ class RunContext:
         ckpt = load_checkpoint(path, run=self.run, arch=self.spec["arch"])
         model = self.build_model() if model is None else model
         model.load_state_dict(ckpt["model"])
-        return model.to(self.torch_device)
+        from ncrepro.train.steps import place_model  # the layout training used
+
+        return place_model(model, self.torch_device, images_4d=len(self.image_shape) == 3)

@@ -61,6 +61,8 @@ def extract_run(
     if threads:
         torch.set_num_threads(threads)
     context = RunContext.from_run_dir(run_dir, data_dir, device=device)
+    # the folder is the job's output even for a run that diverged before its first checkpoint
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
     splits = {name: context.view(name) for name in SPLITS}
     model = context.build_model()
     steps = []

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ncrepro.atomic import write_text
 from ncrepro.provenance import write_provenance
-from ncrepro.stages.sheet import read_sheet
+from ncrepro.stages.sheet import read_result_files, read_sheet
 from ncrepro.studies import get, input_path, load
 
 
@@ -34,7 +34,7 @@ def render_figure(
     (so one figure builds without the other experiments); a study without runs reads
     its study table `table_path`."""
     from ncrepro.figures import save_figure
-    from ncrepro.stages.aggregate import aggregate_study, result_files
+    from ncrepro.stages.aggregate import aggregate_study
 
     key, config, sheet = read_sheet(sheet_path)
     study = get(key)
@@ -43,9 +43,7 @@ def render_figure(
     runs_dir = Path(results) / "runs" / key
     if study.has_runs and figure.experiments:
         sheet = sheet[sheet["experiment"].isin(figure.experiments)]
-        inputs = result_files(
-            sheet, Path(results) / "metrics" / key, Path(results) / "probes" / key
-        )
+        inputs = read_result_files(sheet_path, results, sheet["run"])
         table = aggregate_study(sheet, inputs, runs_dir)
     elif study.has_runs:  # a figure of a run study drawn from its `inputs` only
         inputs, table = [], pd.DataFrame()

@@ -10,10 +10,14 @@ from pathlib import Path
 import pandas as pd
 
 
-def sheet_document(study: str, config: dict, sheet: pd.DataFrame) -> dict:
-    """What the sheet file holds: {"study", "config", "runs": [sheet rows]}."""
+def sheet_document(
+    study: str, config: dict, sheet: pd.DataFrame, files: dict[str, list[str]]
+) -> dict:
+    """What the sheet file holds: {"study", "config", "runs": [sheet rows], "files": {run:
+    [its result files (metric, probe), relative to the results root]}}. Aggregation reads
+    exactly these files: a file left over from other settings is never read."""
     rows = sheet[sheet["study"] == study].dropna(axis=1, how="all").to_dict("records")
-    return {"study": study, "config": config, "runs": rows}
+    return {"study": study, "config": config, "runs": rows, "files": files}
 
 
 def sheet_text(document: dict) -> str:
@@ -24,3 +28,9 @@ def read_sheet(path: str | Path) -> tuple[str, dict, pd.DataFrame]:
     """(study, config, sheet) from a sheet file."""
     document = json.loads(Path(path).read_text())
     return document["study"], document["config"], pd.DataFrame(document["runs"])
+
+
+def read_result_files(path: str | Path, results: str | Path, runs) -> list[Path]:
+    """The result files of `runs` listed in a sheet file, under `results`."""
+    files = json.loads(Path(path).read_text())["files"]
+    return [Path(results) / name for run in sorted(set(runs)) for name in files[run]]

@@ -1,5 +1,10 @@
 """Datasets held on the device as uint8 tensors; batches, normalization and
-augmentation run there too (no per-sample Python in the hot loop)."""
+augmentation run there too (no per-sample Python in the hot loop).
+
+The random numbers (batch order, crop offsets, flips) come from seeded CPU generators, so
+they are the same on every device; they reach the GPU through `to_device`, which does not
+make the host wait for the GPU (a training step then queues its work and returns).
+"""
 
 from __future__ import annotations
 
@@ -73,6 +78,16 @@ class Normalizer:
         return (batch_uint8.float() / 255.0 - self.mean) / self.std
 
 
+def to_device(tensor: torch.Tensor, device) -> torch.Tensor:
+    """A CPU tensor on `device`. On CUDA the copy goes through pinned memory and is
+    queued behind the GPU's work: a plain `.to("cuda")` from pageable memory waits until
+    the GPU has finished everything queued so far (a host sync every step)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 class DeviceDataset:
     """uint8 images (N×C×H×W) and int64 labels, resident on `device`."""
 
@@ -80,9 +95,33 @@ class DeviceDataset:
         self.images = torch.from_numpy(np.ascontiguousarray(images)).to(device)
         self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(device)
         self.device = torch.device(device)
+        self._order_key: tuple[int, int, int] | None = None  # (seed, batch size, epoch)
+        self._order: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def batch_index(self, batch_size: int, step: int, seed: int) -> torch.Tensor:
+        """`batch_indices(len(self), batch_size, step, seed)` on the device: the epoch's
+        permutation is copied there once per epoch, not once per step."""
+        batch_size, per_epoch = _epoch_shape(len(self), batch_size)
+        epoch, offset = divmod(step, per_epoch)
+        if self._order_key != (seed, batch_size, epoch):
+            self._order = to_device(epoch_permutation(len(self), seed, epoch), self.device)
+            self._order_key = (seed, batch_size, epoch)
+        return self._order[offset * batch_size : (offset + 1) * batch_size]
+
+
+def _epoch_shape(n: int, batch_size: int) -> tuple[int, int]:
+    """(batch size, batches per epoch): at most n per batch, the last partial one dropped."""
+    batch_size = min(batch_size, n)
+    return batch_size, n // batch_size
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The order of the n samples in `epoch` (CPU), seeded by (seed, epoch)."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=gen)
 
 
 def batch_indices(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
@@ -92,21 +131,21 @@ def batch_indices(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor
     batch is dropped, so the batch sequence is a pure function of (seed, step):
     resuming at any step replays exactly the same data order.
     """
-    batch_size = min(batch_size, n)
-    per_epoch = n // batch_size
+    batch_size, per_epoch = _epoch_shape(n, batch_size)
     epoch, offset = divmod(step, per_epoch)
-    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    perm = torch.randperm(n, generator=gen)
-    return perm[offset * batch_size : (offset + 1) * batch_size]
+    return epoch_permutation(n, seed, epoch)[offset * batch_size : (offset + 1) * batch_size]
 
 
 def crop_flip(batch: torch.Tensor, step: int, seed: int, pad: int = 4) -> torch.Tensor:
     """Random crop (zero padding `pad`) and horizontal flip, seeded by (seed, step)."""
     n, _, h, w = batch.shape
     gen = torch.Generator().manual_seed(seed * 7_919 + step + 1)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(batch.device)
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(batch.device)
-    flip = (torch.rand(n, generator=gen) < 0.5).to(batch.device)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    flip = torch.rand(n, generator=gen) < 0.5
+    # one copy to the device for the three draws
+    dx, dy, flip = to_device(torch.stack((dx, dy, flip.long())), batch.device)
+    flip = flip.bool()
     padded = torch.nn.functional.pad(batch, (pad, pad, pad, pad))
     rows = (torch.arange(h, device=batch.device)[None, :] + dy[:, None])[:, None, :, None]
     cols = torch.arange(w, device=batch.device)[None, :].expand(n, w)

@@ -6,10 +6,20 @@ LRs and objective coefficients are functions of the step (see schedules). A run
 resumed from its last saved state (model, optimizer state, log) therefore continues
 exactly as an uninterrupted run would (bit-identical on CPU). One update is
 `ncrepro.train.steps.StepLoop.run`, shared with the fine-tuning probe.
+
+The loop reads numbers from the device only when it needs them: each step's loss and
+correct count stay device tensors until the next logging step, checkpoint or resume save
+(`_Pending`), where one transfer brings the whole interval's values back; between them
+the host only queues work. Divergence (a NaN/inf loss) is therefore noticed within one
+logging interval (`log_every` steps) and always before a checkpoint or resume state is
+written, and recorded at the step where it happened, exactly as a per-step check would:
+the same status, final step, log rows and checkpoints. The steps run after it until it
+is noticed are wasted compute, nothing more.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import signal
@@ -33,7 +43,7 @@ from ncrepro.provenance import (
 from ncrepro.train.device_data import DeviceDataset, Normalizer
 from ncrepro.train.objectives import build_objective, objective_config
 from ncrepro.train.optim import build_optimizer
-from ncrepro.train.steps import StepLoop, place_model
+from ncrepro.train.steps import StepLoop, StepResult, place_model, uses_channels_last
 
 CKPT_FORMAT = "ncrepro-checkpoint-1"
 RESUME_FORMAT = "ncrepro-resume-3"  # 3: ncrepro.train.optim state (groups, SGD or AdamW)
@@ -77,6 +87,50 @@ class TrainResult:
     final_step: int
     checkpoints: dict[int, str] = field(default_factory=dict)  # step -> file name
     log: pd.DataFrame | None = None
+    # how the numbers were made: {"precision": "fp32" | "bf16-autocast", "channels_last"}
+    arithmetic: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Divergence:
+    step: int  # the step count after the update whose loss was not finite
+    loss: float
+    result: StepResult
+
+
+class _Pending:
+    """The steps since the last read of the device: their losses and correct counts as
+    device tensors, read back in one transfer by `flush`."""
+
+    def __init__(self, scored: bool):
+        self.scored = scored
+        self.steps: list[tuple[int, StepResult, torch.Tensor | None]] = []
+
+    def add(self, step: int, result: StepResult) -> None:
+        correct = result.correct_tensor() if self.scored else None  # queued, not read
+        # the logits are not kept: only the count, the loss, LRs and coefficients
+        self.steps.append((step, dataclasses.replace(result, logits=None), correct))
+
+    def flush(self) -> tuple[list[tuple[float, int, int]], _Divergence | None]:
+        """(loss, correct, batch size) of each pending step in order, up to the first
+        non-finite loss, and that step's divergence (None if every loss is finite)."""
+        if not self.steps:
+            return [], None
+        # float64 holds every float32 loss and integer count exactly
+        values = [r.loss_tensor.double() for _, r, _ in self.steps]
+        if self.scored:
+            values += [c.double() for _, _, c in self.steps]
+        numbers = torch.stack(values).tolist()  # the one host sync of the interval
+        losses = numbers[: len(self.steps)]
+        corrects = [int(c) for c in numbers[len(self.steps) :]] or [0] * len(self.steps)
+        entries, divergence = [], None
+        for (step, result, _), loss, correct in zip(self.steps, losses, corrects, strict=True):
+            if not math.isfinite(loss):
+                divergence = _Divergence(step, loss, result)
+                break
+            entries.append((loss, correct, len(result.labels)))
+        self.steps = []
+        return entries, divergence
 
 
 class _StopSignals:
@@ -128,6 +182,7 @@ def train(
     log=print,
     interrupt_at: int | None = None,
     resume_every_s: float | None = None,
+    precision: str | None = None,
 ) -> TrainResult:
     """Train `model` as `spec` says; checkpoints land in `ckpt_dir`.
 
@@ -139,7 +194,9 @@ def train(
     it. The resume state is saved at every checkpoint, on SIGTERM/SIGINT, and every
     `resume_every_s` seconds of training (so SIGKILL, an out-of-memory kill or a node
     failure loses at most that much; runs that stop on a loss threshold resume too).
-    `interrupt_at` simulates a SIGTERM at that step (tests).
+    `interrupt_at` simulates a SIGTERM at that step (tests). `precision`: "fp32" or
+    "bf16-autocast" (None: the device's default, see ncrepro.train.steps); the result's
+    `arithmetic` records it and whether the model ran channels_last.
 
     The train log has one row per `log_every` steps: step, lr (group 0), loss and
     accuracy (means over the steps since the last row; accuracy NaN without a
@@ -169,8 +226,14 @@ def train(
         total_steps=total,
         augment=cfg.get("augment", "none"),
         views=cfg.get("views", 1),
+        precision=precision,
     )
+    arithmetic = {
+        "precision": steps.precision,
+        "channels_last": uses_channels_last(device, train_images.ndim == 4),
+    }
     scored = getattr(model, "classifier", None) is not None  # accuracy needs logits
+    pending = _Pending(scored)
 
     step, log_rows, written = 0, [], {}
     window_loss, window_correct, window_n = 0.0, 0, 0
@@ -211,6 +274,24 @@ def train(
         save_checkpoint(scratch_dir / name, model, run, arch, at)
         written[at] = name
 
+    def read_pending() -> _Divergence | None:
+        """Add the pending steps to the log window (as the per-step sums, in order)."""
+        nonlocal window_loss, window_correct, window_n
+        entries, divergence = pending.flush()
+        for loss, correct, n in entries:
+            window_loss += loss * n
+            window_correct += correct
+            window_n += n
+        return divergence
+
+    def diverged(divergence: _Divergence) -> int:
+        result, elapsed = divergence.result, time.perf_counter() - start
+        log_rows.append(
+            _log_row(divergence.step, optimizer, result, divergence.loss, math.nan, elapsed)
+        )
+        log(f"step {divergence.step}: loss is {divergence.loss}; run recorded as diverged")
+        return divergence.step
+
     status = "completed"
     model.train()
     start, start_step = time.perf_counter(), step
@@ -220,26 +301,30 @@ def train(
             if interrupt_at is not None and step == interrupt_at:
                 stop.raised = "SIGTERM"
             if stop.raised:
+                if divergence := read_pending():  # it came first: the run ended there
+                    status, step = "diverged", diverged(divergence)
+                    break
                 save_resume()
                 log(f"{stop.raised} at step {step}: resume state saved; a rerun resumes here")
                 raise Interrupted(f"run {run} stopped by {stop.raised} at step {step}")
             result = steps.run(step)
             step += 1
+            pending.add(step, result)
 
-            if result.diverged:
-                status = "diverged"
-                log_rows.append(_log_row(step, optimizer, result, result.loss, math.nan, start))
-                log(f"step {step}: loss is {result.loss}; run recorded as diverged")
+            logging = step % log_every == 0 or step == total
+            saving = step in schedule or (
+                resume_every_s is not None and time.perf_counter() - last_save >= resume_every_s
+            )
+            if (logging or saving) and (divergence := read_pending()):
+                status, step = "diverged", diverged(divergence)
                 break
-            window_loss += result.loss * len(result.labels)
-            window_correct += result.correct() if scored else 0
-            window_n += len(result.labels)
             if step in schedule:
                 checkpoint(step)
-            if step % log_every == 0 or step == total:
+            if logging:
                 mean_loss = window_loss / window_n
                 accuracy = window_correct / window_n if scored else math.nan
-                log_rows.append(_log_row(step, optimizer, result, mean_loss, accuracy, start))
+                elapsed = time.perf_counter() - start
+                log_rows.append(_log_row(step, optimizer, result, mean_loss, accuracy, elapsed))
                 rate = (step - start_step) / max(time.perf_counter() - start, 1e-9)
                 coefficients = "".join(f" {k} {v:.4g}" for k, v in result.coefficients.items())
                 log(
@@ -250,9 +335,7 @@ def train(
                 if stop_loss is not None and mean_loss < stop_loss:
                     status = "stopped_on_loss"
                     break
-            if step in schedule or (
-                resume_every_s is not None and time.perf_counter() - last_save >= resume_every_s
-            ):
+            if saving:
                 save_resume()
                 last_save = time.perf_counter()
 
@@ -265,7 +348,8 @@ def train(
         os.replace(scratch_dir / name, ckpt_dir / name)
     resume_path.unlink(missing_ok=True)
     _remove_empty(scratch_dir)
-    return TrainResult(status, step, dict(sorted(written.items())), pd.DataFrame(log_rows))
+    checkpoints = dict(sorted(written.items()))
+    return TrainResult(status, step, checkpoints, pd.DataFrame(log_rows), arithmetic)
 
 
 def _remove_empty(folder: Path, levels: int = 2) -> None:
@@ -278,16 +362,18 @@ def _remove_empty(folder: Path, levels: int = 2) -> None:
             return
 
 
-def _log_row(step, optimizer, result, loss, acc, start) -> dict:
+def _log_row(step, optimizer, result: StepResult, loss, acc, elapsed_s) -> dict:
+    """A train-log row at `step` with the LRs and coefficients `result`'s update used."""
     groups = optimizer.param_groups
     row = {
         "step": int(step),
-        "lr": float(groups[0]["lr"]),
+        "lr": float(result.lrs[0]),
         "loss": float(loss),
         "accuracy": float(acc),
-        "elapsed_s": float(time.perf_counter() - start),
+        "elapsed_s": float(elapsed_s),
     }
-    row.update({f"lr_{g['name']}": float(g["lr"]) for g in groups[1:]})
+    names = [g["name"] for g in groups[1:]]
+    row.update({f"lr_{n}": float(lr) for n, lr in zip(names, result.lrs[1:], strict=True)})
     row.update({k: float(v) for k, v in result.coefficients.items()})
     return row
 
@@ -329,6 +415,8 @@ def write_run_record(
             "type": device.type,
             "name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             "torch_threads": torch.get_num_threads(),
+            # how the numbers were made: "fp32" or "bf16-autocast", and the memory layout
+            **result.arithmetic,
         },
         "slurm": slurm_state(),
         "wall_time_s": round(wall_time_s, 3),

@@ -17,7 +17,11 @@ rule gc_transfer_bound:
     input:
         sheet=sheet_file("gc_transfer"),
         files=lambda wildcards: bound_inputs(
-            RUN_SHEET, RUN_SPECS, wildcards.run, RESULTS
+            RUN_SHEET,
+            RUN_SPECS,
+            wildcards.run,
+            RESULTS,
+            lambda run, probe: probe_file("gc_transfer", run, probe),
         ),
     output:
         res("probes/{study}/{run}/gc_bound.parquet"),

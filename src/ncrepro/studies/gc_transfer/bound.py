@@ -24,15 +24,20 @@ import pandas as pd
 from ncrepro.metrics.geometric import gc_bound, ncc_error_bound, poincare_estimate
 
 
-def bound_inputs(sheet: pd.DataFrame, specs: dict, run: str, results: str) -> list[str]:
-    """The inputs of the stage for `run`, in its order: the run's geometric probe and
-    metric files, then those of every run of its calibration pair (the rule's input)."""
+def bound_inputs(
+    sheet: pd.DataFrame, specs: dict, run: str, results: str, probe_file=None
+) -> list[str]:
+    """The inputs of the stage for `run`, in its order: pairs (the file with the run's
+    geometric probe rows, its metric file), the run's first, then those of every run of
+    its calibration pair (the rule's input). `probe_file(run, probe)` names the probe's
+    file relative to `results` (fused stages keep all probes of a run in one file)."""
+    probe_file = probe_file or (lambda name, probe: f"probes/gc_transfer/{name}/{probe}.parquet")
     pair = specs[run]["probes"]["gc_bound"]["pair"]
     runs = sheet.loc[(sheet["study"] == "gc_transfer") & (sheet["pair"] == pair), "run"]
     files = []
     for name in [run, *sorted(runs.unique())]:
         files += [
-            f"{results}/probes/gc_transfer/{name}/geometric.parquet",
+            f"{results}/{probe_file(name, 'geometric')}",
             f"{results}/metrics/gc_transfer/{name}.parquet",
         ]
     return files
@@ -50,16 +55,21 @@ def calibration_points(geometric: pd.DataFrame, metrics: pd.DataFrame) -> pd.Dat
     )
 
 
+def _geometric_rows(path) -> pd.DataFrame:
+    """The geometric probe's rows of a probe file (fused stages: other probes' rows too)."""
+    frame = pd.read_parquet(path)
+    return frame[frame["probe"] == "geometric"] if "probe" in frame else frame
+
+
 def gc_bound_rows(config: dict, inputs: list[Path]) -> pd.DataFrame:
     """`fn(config, inputs)` of the study stage (see the module docstring)."""
     if len(inputs) < 2:
         raise ValueError("gc_bound needs the target run's geometric and metric files first")
-    target_geometric, target_metrics = (pd.read_parquet(p) for p in inputs[:2])
+    target_geometric = _geometric_rows(inputs[0])
+    target_metrics = pd.read_parquet(inputs[1])
     calibration = [Path(p) for p in inputs[2:]] or [Path(p) for p in inputs[:2]]
-    geometric = pd.concat(
-        [pd.read_parquet(p) for p in calibration if p.name == "geometric.parquet"]
-    )
-    metrics = pd.concat([pd.read_parquet(p) for p in calibration if p.name != "geometric.parquet"])
+    geometric = pd.concat([_geometric_rows(p) for p in calibration[0::2]])
+    metrics = pd.concat([pd.read_parquet(p) for p in calibration[1::2]])
     points = calibration_points(geometric, metrics)
     rho = poincare_estimate(points["cdnv"], points["geometric_collapse"])
     run = str(target_geometric["run"].iloc[0])
