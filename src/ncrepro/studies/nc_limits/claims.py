@@ -200,6 +200,9 @@ def _curve_variances(table: pd.DataFrame, experiments) -> tuple[pd.DataFrame, pd
     A run listed under several experiments (the curves run is also a grid cell) counts once.
     """
     rows = table[table["experiment"].isin(experiments)]
+    # the metric row of a diverged run: the only row of one that diverged before its
+    # first checkpoint, so it is counted here
+    marked = set(rows.loc[rows["metric"] == DIVERGED, "run"])
     split_of = {
         "train_variance": "train",
         "strong_test_variance": "test",
@@ -210,7 +213,7 @@ def _curve_variances(table: pd.DataFrame, experiments) -> tuple[pd.DataFrame, pd
     rows = rows[keep].copy()
     if rows.empty:
         empty = pd.DataFrame(columns=["run", "step", *list(split_of)[:3], "train_loss"])
-        return empty, pd.DataFrame(columns=["dataset", "arch", "seed", "status"]), 0
+        return empty, pd.DataFrame(columns=["dataset", "arch", "seed", "status"]), len(marked)
     rows["value"] = rows["value"].where(np.isfinite(rows["value"].astype(float)))
     status = rows["status"] if "status" in rows else pd.Series("unknown", index=rows.index)
     info = (
@@ -226,7 +229,7 @@ def _curve_variances(table: pd.DataFrame, experiments) -> tuple[pd.DataFrame, pd
     )
     wide = wide.reindex(columns=list(split_of)).rename(columns={"loss": "train_loss"})
     wide = wide.reset_index().sort_values(["run", "step"])
-    return wide, info, len(diverged)
+    return wide, info, len(marked | set(diverged))
 
 
 def _no_runs(experiments, n_diverged: int) -> str:

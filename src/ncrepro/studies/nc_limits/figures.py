@@ -17,6 +17,7 @@ from ncrepro.figures import (
 )
 
 VARIANCES = ["train_variance", "strong_test_variance", "weak_test_variance"]
+DIVERGED = "diverged"  # a run's status, and the metric row the metrics stage gives it
 
 
 def stand_in_sentence(config: dict, dataset_keys, archs) -> str:
@@ -53,9 +54,18 @@ def _curves(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     return sub.groupby("step")["value"].agg(["mean", "min", "max", "count"]).reset_index()
 
 
+def _completed(rows: pd.DataFrame) -> pd.DataFrame:
+    """`rows` without the runs that diverged: their earlier checkpoints are real, but a
+    curve over seeds must not average a run that did not finish."""
+    return rows[rows["status"] != DIVERGED]
+
+
 def _plot_variances(ax, rows: pd.DataFrame, metrics) -> None:
+    """Mean curves of the completed runs; a diverged run is marked instead (its rows
+    include the metric "diverged", the only one a run diverged before its first
+    checkpoint has)."""
     for metric in metrics:
-        curve = _curves(rows, metric)
+        curve = _curves(_completed(rows), metric)
         if curve.empty:
             continue
         ax.plot(
@@ -71,9 +81,10 @@ def _plot_variances(ax, rows: pd.DataFrame, metrics) -> None:
             ax.fill_between(
                 curve["step"], curve["min"], curve["max"], color=PALETTE[metric], alpha=0.2, lw=0
             )
-    diverged = rows[rows["status"] == "diverged"]
-    if not diverged.empty:
-        ax.text(0.5, 0.5, "diverged", transform=ax.transAxes, ha="center", color="red")
+    n_diverged = rows.loc[rows["status"] == DIVERGED, "run"].nunique()
+    if n_diverged:
+        text = DIVERGED + (f" ({n_diverged} runs)" if n_diverged > 1 else "")
+        ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", color="red")
     ax.set_xscale("log")
     ax.set_yscale("log")
     plain_log_ticks(ax)
@@ -81,7 +92,12 @@ def _plot_variances(ax, rows: pd.DataFrame, metrics) -> None:
 
 
 def _curves_rows(table: pd.DataFrame) -> pd.DataFrame:
-    return table[(table["experiment"] == "curves") & table["metric"].isin(VARIANCES)]
+    return table[(table["experiment"] == "curves") & table["metric"].isin([*VARIANCES, DIVERGED])]
+
+
+def _diverged_sentence(rows: pd.DataFrame) -> str:
+    n = rows.loc[rows["status"] == DIVERGED, "run"].nunique()
+    return f"{n} diverged run(s): marked 'diverged', left out of the curves. " if n else ""
 
 
 def _seeds_sentence(seeds: list[int]) -> str:
@@ -105,13 +121,14 @@ def fig_curves(table: pd.DataFrame, config: dict, *, weak: bool):
     # two lines: the stand-in names make one line wider than the axes
     ax.set_title(("Neural collapse" if weak else "Failure of test collapse") + "\n" + title)
     ax.legend(frameon=True, fontsize=8)
-    seeds = sorted(int(s) for s in rows["seed"].unique())
-    final = rows[rows["step"] == rows["step"].max()].groupby("metric")["value"].mean()
+    done = _completed(rows)
+    seeds = sorted(int(s) for s in done["seed"].unique())
+    final = done[done["step"] == done["step"].max()].groupby("metric")["value"].mean()
     finals = ", ".join(f"{LABELS[m]} {final[m]:.3g}" for m in metrics if m in final)
     caption = (
         ("Figure 2. " if weak else "Figure 1. ")
         + "Train collapse vs test collapse over training "
-        + f"(paper: ResNet18 on CIFAR-10). {_seeds_sentence(seeds)}"
+        + f"(paper: ResNet18 on CIFAR-10). {_seeds_sentence(seeds)}{_diverged_sentence(rows)}"
         + f"Final values: {finals}. "
         + training_sentence(config)
         + stand_in_sentence(config, [spec["dataset"]], [spec["arch"]])
@@ -131,7 +148,7 @@ def fig_grid(table: pd.DataFrame, config: dict):
     """fig3: TrainVariance and StrongTestVariance vs iteration, dataset x architecture."""
     set_style()
     grid = config["nc_limits"]["grid"]
-    rows = table[(table["experiment"] == "grid") & table["metric"].isin(VARIANCES[:2])]
+    rows = table[(table["experiment"] == "grid") & table["metric"].isin([*VARIANCES[:2], DIVERGED])]
     datasets, archs = grid["datasets"], grid["archs"]
     fig, axes = plt.subplots(
         len(datasets),
@@ -160,12 +177,12 @@ def fig_grid(table: pd.DataFrame, config: dict):
         handles, labels, loc="upper center", ncol=2, frameon=False, bbox_to_anchor=(0.5, 1.0)
     )
     fig.tight_layout(rect=(0, 0, 1, 0.95))
-    finals = _final_gap_sentence(rows)
+    finals = _final_gap_sentence(_completed(rows))
     caption = (
         "Figure 3. Failure of test collapse: TrainVariance (purple) and StrongTestVariance "
         "(black) vs SGD iteration for each dataset x architecture (paper: MNIST, "
         "Fashion-MNIST, CIFAR-10, SVHN, STL-10 x ResNet18 (ResNet50 on STL-10), DenseNet201, "
-        f"VGG11-BN). {finals}"
+        f"VGG11-BN). {finals}{_diverged_sentence(rows)}"
         + training_sentence(config)
         + stand_in_sentence(config, datasets, used_archs)
     )

@@ -145,10 +145,14 @@ def fig4_points(table: pd.DataFrame, *, experiment: str = TRAIN_SIZE_EXPERIMENT)
     keep = np.zeros(len(rows), bool)
     for metric, (split, _) in FIG4_METRICS.items():
         keep |= ((rows["metric"] == metric) & (rows["split"] == split)).to_numpy()
+    # a run that diverged before its checkpoint has only its "diverged" row: listed
+    # (status, caption, claims), never in a point
+    marks = rows[(rows["metric"] == "diverged") & ~rows["run"].isin(rows.loc[keep, "run"])]
     rows = rows[keep]
-    if rows.empty:
+    if rows.empty and marks.empty:
         return pd.DataFrame(), pd.DataFrame(), rows
     rows = rows[rows["step"] == rows.groupby("run")["step"].transform("max")]
+    rows = pd.concat([rows, marks]) if len(marks) else rows
     ids = ["dataset", "arch", "n_train", "seed", "run", "step"]
     per_run = rows.pivot_table(index=ids, columns="metric", values="value", aggfunc="mean")
     per_run = per_run.rename(columns={m: short for m, (_, short) in FIG4_METRICS.items()})
@@ -303,16 +307,22 @@ def best_finetune(rows: pd.DataFrame, metric: str = "finetune_accuracy") -> pd.D
     return counts.join(best, how="left").reset_index()
 
 
+FIG5_METRICS = ["strong_test_variance", "finetune_accuracy", "linear_probe_accuracy"]
+
+
 def fig5_points(table: pd.DataFrame, *, experiment: str = TRANSFER_EXPERIMENT):
     """(per_ckpt, points, rows_used) for fig5: per (run, step) x/y, then per
     (dataset, arch, step) mean/std over seeds."""
     rows = table[table["experiment"] == experiment]
+    used = pd.concat(
+        [_pick(rows, m, "test") for m in FIG5_METRICS], ignore_index=False
+    ).sort_index()
+    # a diverged pretraining run's earlier checkpoints are not averaged with the others
+    if "status" in rows:
+        rows = rows[rows["status"] != "diverged"]
     x_rows = _pick(rows, "strong_test_variance", "test")
     best = best_finetune(rows)
     lin = _pick(rows, "linear_probe_accuracy", "test")
-    used = pd.concat(
-        [x_rows, _pick(rows, "finetune_accuracy", "test"), lin], ignore_index=False
-    ).sort_index()
     if x_rows.empty or best.empty:
         return pd.DataFrame(), pd.DataFrame(), used
     extra = [c for c in ("view",) if c in x_rows]
