@@ -1,11 +1,29 @@
-"""Benchmark: NC1 and TrainVariance from per-class statistics vs a per-sample loop.
+"""Benchmark: the NC metric suite of one checkpoint against one float64 XᵀX of its features.
 
-    uv run python bench/bench_metrics.py [--n 20000] [--dim 256] [--classes 10]
+    uv run python bench/bench_metrics.py [--repeats 5] [--threads 1] [--quick]
 
-Both sides compute the same numbers from the same float32 features (checked); the
-baseline is the textbook per-sample accumulation of Σ_W and of ‖h − μ_y‖², measured in
-the same run. Prints wall times and the speed-up as a ratio (machine-independent enough
-to compare across machines; absolute times are not).
+The suite is `ncrepro.metrics.compute.split_rows("train", ...)` (the train half of
+`compute_all`, what the metrics stage runs per checkpoint) on what a feature file holds:
+float32 features N×d, labels, the network's float32 logits N×K and its classifier W, b.
+It builds one `ClassStats` (pooled Σ_W) and computes TrainVariance, NC1, NC2 (class means
+and W), NC3, NC4, CDNV, accuracy and loss.  (The test split adds WeakTestVariance, whose
+k-means is not part of this comparison.)
+
+The floor is one float64 XᵀX of the same N×d features, already float64 and C-contiguous,
+as ``x.T @ x``: numpy sees both operands are the same buffer and calls BLAS syrk (half
+the flops of a general product; the fastest way numpy has).  An exact pooled Σ_W needs at
+least this product, so suite / floor is the overhead of everything else.  The bench
+checks that the suite's pooled scatter N·Σ_W equals XᵀX − Σ_c n_c μ_c μ_cᵀ (1e-10).
+
+Floor, suite and each part are timed in turn inside every repeat, so that load from
+other processes hits them alike; printed are medians over repeats, of wall-clock times
+and of the per-repeat ratios ("ratio"), and the median ratio of the process CPU times
+("cpu"), which other processes on the machine disturb much less.  The BLAS thread count
+is set explicitly (--threads, default 1: on a 2-core machine shared with other jobs a
+2-thread BLAS waits for its second thread at every call, and ran XᵀX 2-5x slower than
+one thread here).  Parts: ClassStats, NC1, NC2 (means and W), NC3, NC4 and the other
+metrics (TrainVariance, CDNV, accuracy, loss), each timed on its own.  Growth: the same
+measurements over N at d = 512 and over d at N = 50 000 (K = 10).
 """
 
 from __future__ import annotations
@@ -14,63 +32,144 @@ import argparse
 import time
 
 import numpy as np
+import scipy.linalg.blas  # noqa: F401  (load scipy's BLAS too, so that the limit covers it)
+from threadpoolctl import threadpool_info, threadpool_limits
 
-from ncrepro.metrics import ClassStats, nc1, variance_ratio_from_stats
+from ncrepro.metrics import (
+    ClassStats,
+    accuracy,
+    cdnv,
+    cross_entropy,
+    nc1,
+    nc2,
+    nc2_weights,
+    nc3,
+    nc4,
+    variance_ratio_from_stats,
+)
+from ncrepro.metrics.compute import SplitData, split_rows
+
+PARTS = ("ClassStats", "NC1", "NC2", "NC3", "NC4", "other")
+FULL = {
+    "main": [(50000, 512, 10), (50000, 512, 100), (50000, 2048, 10), (50000, 2048, 100)],
+    "growth in N (d=512, K=10)": [(12500, 512, 10), (25000, 512, 10), (50000, 512, 10)],
+    "growth in d (N=50000, K=10)": [(50000, d, 10) for d in (256, 512, 1024, 2048)],
+}
+QUICK = {
+    "main": [(2000, 32, 5), (2000, 32, 20), (2000, 64, 5), (2000, 64, 20)],
+    "growth in N (d=32, K=5)": [(500, 32, 5), (1000, 32, 5), (2000, 32, 5)],
+    "growth in d (N=2000, K=5)": [(2000, d, 5) for d in (16, 32, 64)],
+}
 
 
-def per_sample_baseline(features: np.ndarray, labels: np.ndarray, k: int) -> tuple[float, float]:
-    """NC1 = tr(Σ_W Σ_B⁺)/K and TrainVariance with one Python step per sample."""
-    h = features.astype(np.float64)
-    means = np.stack([h[labels == c].mean(0) for c in range(k)])
-    centre = means.mean(0)
-    sw = np.zeros((h.shape[1], h.shape[1]))
-    within = 0.0
-    for i in range(len(h)):
-        r = h[i] - means[labels[i]]
-        sw += np.outer(r, r)
-        within += r @ r
-    sw /= len(h)
-    sb = (means - centre).T @ (means - centre) / k
-    values, vectors = np.linalg.eigh(sb)
-    values, vectors = values[-(k - 1) :], vectors[:, -(k - 1) :]
-    pinv = vectors @ np.diag(1 / values) @ vectors.T
-    between = np.mean(np.sum((means - centre) ** 2, axis=1))
-    return float(np.trace(sw @ pinv) / k), float(within / len(h) / between)
+def checkpoint(n: int, dim: int, k: int, seed: int = 0) -> SplitData:
+    """Float32 features of K Gaussian classes around a ReLU-like common offset, with a
+    classifier near the class means (logits of order 10, accuracy and NC4 below 1)."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, k, n)
+    centres = 3.0 * rng.standard_normal((k, dim), dtype=np.float32)
+    features = rng.standard_normal((n, dim), dtype=np.float32)
+    features *= 4.0
+    features += centres[labels] + 10.0
+    w = (centres + rng.standard_normal((k, dim), dtype=np.float32)) / dim
+    b = rng.standard_normal(k, dtype=np.float32)
+    logits = features @ w.T + b
+    return SplitData(features, labels, logits, w, b)
 
 
-def library(features: np.ndarray, labels: np.ndarray, k: int) -> tuple[float, float]:
-    stats = ClassStats.from_features(features, labels, k)
-    return nc1(stats), variance_ratio_from_stats(stats)
+def suite(data: SplitData, k: int) -> list[dict]:
+    return split_rows("train", data, k)
 
 
-def best_of(fn, repeats: int) -> tuple[float, tuple]:
-    times, out = [], None
+def parts(data: SplitData, k: int) -> dict:
+    """The suite's pieces one by one, each a closure timed on its own."""
+    box = {}
+
+    def stats():
+        box["stats"] = ClassStats.from_features(data.features, data.labels, k)
+
+    def means():
+        s = box["stats"]
+        return nc2(s.means, s.global_mean()), nc2_weights(data.W)
+
+    def other():
+        s = box["stats"]
+        return (
+            variance_ratio_from_stats(s),
+            cdnv(s),
+            accuracy(data.logits, data.labels),
+            cross_entropy(data.logits, data.labels),
+        )
+
+    return {
+        "ClassStats": stats,
+        "NC1": lambda: nc1(box["stats"]),
+        "NC2": means,
+        "NC3": lambda: nc3(data.W, box["stats"].means, box["stats"].global_mean()),
+        "NC4": lambda: nc4(data.features, data.logits, box["stats"].means),
+        "other": other,
+    }
+
+
+def timed(fn) -> tuple[float, float]:
+    """Wall-clock and process CPU seconds of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def measure(n: int, dim: int, k: int, repeats: int) -> dict:
+    data = checkpoint(n, dim, k)
+    x = np.asarray(data.features, np.float64)  # the floor's input, converted untimed
+    pieces = parts(data, k)
+    times = {name: [] for name in ("floor", "suite", *PARTS)}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
+        times["floor"].append(timed(lambda: x.T @ x))
+        times["suite"].append(timed(lambda: suite(data, k)))
+        for name in PARTS:
+            times[name].append(timed(pieces[name]))
+    times = {name: np.array(t) for name, t in times.items()}  # repeats × (wall, cpu)
+    # Σ_W of the suite's ClassStats against the floor's product (same work, same numbers)
+    stats = ClassStats.from_features(data.features, data.labels, k)
+    gram = x.T @ x
+    ref = gram - (stats.means * stats.counts[:, None]).T @ stats.means
+    err = np.abs(stats.pooled_scatter - ref).max() / np.abs(ref).max()
+    assert err < 1e-10, f"pooled scatter differs from XᵀX − Σ n μμᵀ by {err:.2e}"
+    ratio, cpu = np.median(times["suite"] / times["floor"], axis=0)
+    return {name: float(np.median(t[:, 0])) for name, t in times.items()} | {
+        "ratio": ratio,
+        "cpu": cpu,
+    }
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=20000)
-    parser.add_argument("--dim", type=int, default=256)
-    parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, args.classes, args.n)
-    centres = rng.normal(size=(args.classes, args.dim)) * 3
-    # ReLU-like features with a large common offset: the case float32 accumulation gets wrong
-    features = (10 + centres[labels] + rng.normal(size=(args.n, args.dim))).astype(np.float32)
-
-    t_base, base = best_of(lambda: per_sample_baseline(features, labels, args.classes), 1)
-    t_lib, lib = best_of(lambda: library(features, labels, args.classes), args.repeats)
-    assert np.allclose(base, lib, rtol=1e-9), (base, lib)
-    print(f"N={args.n} d={args.dim} K={args.classes}: NC1 {lib[0]:.6g}, TrainVariance {lib[1]:.6g}")
-    print(f"per-sample baseline      {t_base:8.3f} s   1.0x")
-    print(f"per-class statistics     {t_lib:8.3f} s   {t_base / t_lib:.1f}x faster")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1, help="BLAS threads")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test)")
+    args = parser.parse_args(argv)
+    groups = QUICK if args.quick else FULL
+    with threadpool_limits(limits=args.threads, user_api="blas"):
+        blas = sorted(
+            {f"{i['prefix']} {i['version']}: {i['num_threads']} threads" for i in threadpool_info()}
+        )
+        print(f"BLAS {'; '.join(blas)}; medians of {args.repeats} repeats")
+        done: dict[tuple, dict] = {}
+        for title, configs in groups.items():
+            print(f"\n{title}")
+            print(
+                f"{'N':>6} {'d':>5} {'K':>4} {'floor s':>8} {'suite s':>8} {'ratio':>6} {'cpu':>6}"
+                + "".join(f"{p:>11}" for p in PARTS)
+            )
+            for config in configs:
+                if config not in done:
+                    done[config] = measure(*config, args.repeats)
+                r = done[config]
+                print(
+                    f"{config[0]:6d} {config[1]:5d} {config[2]:4d} {r['floor']:8.3f} "
+                    f"{r['suite']:8.3f} {r['ratio']:6.2f} {r['cpu']:6.2f}"
+                    + "".join(f"{r[p]:11.4f}" for p in PARTS)
+                )
 
 
 if __name__ == "__main__":

@@ -15,9 +15,9 @@ Conventions and defaults
 sigma_w       "pooled" (1/N Σ_i) | "class_averaged" (mean of per-class covariances)  — NC1
 global_mean   "class_means" (mean of class means) | "samples" (mean of all samples) — NC1–3
               (the variance ratios always use the mean of class means, as in Hui et al.)
-sb_pinv       "top_k_minus_1" (Σ_B⁺ from exactly the top K−1 eigenpairs of the symmetrized
-              Σ_B; NaN if λ_{K−1} ≈ 0) | "top_k_minus_1_rtol" (of those, keep λ > 1e-12·λ_1;
-              the UFM code)                                                        — NC1
+sb_pinv       "top_k_minus_1" (Σ_B⁺ from exactly the top K−1 eigenpairs of Σ_B, via the K×K
+              Gram of the centred means; NaN if λ_{K−1} ≈ 0) | "top_k_minus_1_rtol" (of
+              those, keep λ > 1e-12·λ_1; the UFM code)                             — NC1
 means_from    "same_checkpoint" (class means of the same features) | external centres
 grouping      "true_labels" | "predicted_labels"                                  — compute_all
 only_present  False: a class without samples raises ValueError where its mean is needed

@@ -40,26 +40,101 @@ def _need_two_classes(k: int) -> None:
         raise ValueError(f"needs at least 2 classes, got {k}")
 
 
-def _nearest(points, centres: np.ndarray, chunk: int = 4096):
-    """Index of the nearest centre and the exact squared distance to it, per point.
+# `_nearest` works on row blocks of about _BLOCK_BYTES of float64, at least _BLOCK_ROWS
+# rows: bounded memory, and few BLAS calls (a threaded BLAS synchronises its threads at
+# every call, which costs much on a busy machine; one thread is as fast on 1 MiB).
+_BLOCK_BYTES = 4 << 20
+_BLOCK_ROWS = 256
+_U32 = 2.0**-24  # unit roundoff of float32
+
+
+def _block_rows(*widths: int) -> int:
+    return max(_BLOCK_ROWS, _BLOCK_BYTES // (8 * max(*widths, 1)))
+
+
+def _nearest(points, centres, *, distances: bool = True):
+    """Index of the nearest centre and (if ``distances``) the exact squared distance to
+    it, per point (points: N×d array, centres: K×d).
 
     Assignment from ‖c‖² − 2⟨h, c⟩ after shifting both sets by the mean centre (no ‖h‖²
     cancellation in the argmin); the distance itself is recomputed as ‖h − c‖² exactly.
-    Loops over chunks of rows, not over samples.
+    float32 points without distances take `_nearest_float32` (same assignment).
     """
     centres = np.asarray(centres, np.float64)
+    if points.dtype == np.float32 and not distances and len(centres) > 1:
+        return _nearest_float32(points, centres), None
     shift = centres.mean(axis=0)
     c = centres - shift
     c_norm2 = np.sum(c**2, axis=1)
-    n = len(points)
+    n, dim = points.shape
     index = np.empty(n, np.int64)
-    dist2 = np.empty(n)
-    for start in range(0, n, chunk):
-        p = np.asarray(points[start : start + chunk], np.float64) - shift
-        nearest = np.argmin(c_norm2[None, :] - 2.0 * p @ c.T, axis=1)
-        index[start : start + chunk] = nearest
-        dist2[start : start + chunk] = np.sum((p - c[nearest]) ** 2, axis=1)
+    dist2 = np.empty(n) if distances else None
+    step = _block_rows(dim, len(c))
+    block = np.empty((min(n, step), dim))
+    for start in range(0, n, step):
+        rows = slice(start, start + step)
+        p = block[: len(points[rows])]
+        np.copyto(p, points[rows])  # (a cast and a same-dtype subtraction beat a mixed one)
+        p -= shift
+        scores = p @ c.T
+        scores *= -2.0
+        scores += c_norm2
+        nearest = np.argmin(scores, axis=1)
+        index[rows] = nearest
+        if distances:
+            p -= c[nearest]
+            dist2[rows] = np.einsum("ij,ij->i", p, p)
     return index, dist2
+
+
+def _nearest_float32(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """`_nearest`'s assignment for float32 points from a float32 product (half the work
+    of float64): a row keeps the float32 argmin where its best score leads the second by
+    more than twice the rounding bound of the scores, and is recomputed in float64
+    otherwise, so the result is float64's (bar float64 near-ties, rounding-level).
+
+    Scores offset_c − 2⟨h, c⟩, c = μ_c − t, offset_c = ‖c‖² + 2⟨c, t⟩ (t the mean centre:
+    ‖h − μ_c‖² − ‖h − t‖²).  Bounds (Higham 2002, §3.1): the float32 ⟨h, c⟩ errs by at most
+    e‖h‖‖c‖, e = u + γ_d (1 + u) (γ_d = du/(1 − du); u for rounding c to float32); forming
+    the score in float32 adds 2u(|offset| + 2|⟨h, c⟩|); the float64 inputs add O(dε)
+    (c, offset: relative to ‖c‖(‖c‖ + 4‖t‖ + 2‖h‖)).
+    """
+    n, dim = points.shape
+    shift = centres.mean(axis=0)
+    c = centres - shift
+    offset = np.sum(c**2, axis=1) + 2.0 * (c @ shift)
+    c32, offset32 = c.T.astype(np.float32), offset.astype(np.float32)
+    cmax, omax = np.sqrt(np.max(np.sum(c**2, axis=1))), np.abs(offset).max()
+    gamma = dim * _U32 / (1 - dim * _U32)
+    e = _U32 + gamma * (1 + _U32)
+    eps64 = 8 * (dim + 2) * _EPS
+    # a score errs by at most per_norm·‖h‖ + fixed; ‖h‖ ≤ √(float32 ‖h‖²/(1 − γ_d)) + 1 %
+    # (the float32 norm's own rounding); decided iff the gap exceeds both scores' errors
+    dots = cmax * (1 + e) * 1.01 / np.sqrt(1 - gamma)  # per unit float32 ‖h‖
+    per_norm = 2 * (2 * e * dots + 4 * _U32 * dots + 2 * eps64 * dots)
+    fixed = 2 * (2 * _U32 * omax + eps64 * cmax * (cmax + 4 * np.linalg.norm(shift)))
+    index = np.empty(n, np.int64)
+    undecided = [np.empty(0, np.int64)]
+    step = _block_rows(dim, len(c))
+    rows = np.arange(min(n, step))
+    for start in range(0, n, step):
+        h = points[start : start + step]
+        scores = h @ c32
+        scores *= -2.0
+        scores += offset32
+        best = np.argmin(scores, axis=1)
+        here = rows[: len(h)]
+        lead = scores[here, best]
+        scores[here, best] = np.inf
+        gap = scores.min(axis=1).astype(np.float64) - lead
+        bound = np.sqrt(np.einsum("ij,ij->i", h, h)) * per_norm + fixed
+        index[start : start + step] = best
+        undecided.append(start + np.flatnonzero(~(gap > bound)))  # NaN: undecided
+    undecided = np.concatenate(undecided)
+    if len(undecided):
+        redo = points[undecided].astype(np.float64)
+        index[undecided] = _nearest(redo, centres, distances=False)[0]
+    return index
 
 
 # --------------------------------------------------------------------------- [H] §3.1
@@ -229,16 +304,18 @@ def nc1(
     """NC1 = (1/K) Tr(Σ_W Σ_B⁺)  ([P] Fig. 6).
 
     sb_pinv="top_k_minus_1" (default): Σ_B⁺ from exactly the top K−1 eigenpairs
-    (min(K−1, d) if d < K−1) of the symmetrized float64 Σ_B: Tr(Σ_W Σ_B⁺) =
-    Σ_k v_kᵀ Σ_W v_k / λ_k, each term ≥ 0, so NC1 ≥ 0.
+    (min(K−1, d) if d < K−1) of the float64 Σ_B, taken from the K×K Gram matrix of the
+    centred means, or their thin SVD when ill-conditioned
+    (`ClassStats.between_class_eigenpairs`: the eigenpairs of the d×d eigendecomposition
+    at O(K²d)): Tr(Σ_W Σ_B⁺) = Σ_k v_kᵀ Σ_W v_k / λ_k, each term ≥ 0, so NC1 ≥ 0.
     (Rounding can make v_kᵀ Σ_W v_k = −O(ε‖Σ_W‖); such terms are clipped to 0.)
     NaN if the class means are (numerically) affinely dependent: λ_{K−1} ≤ max(K, d)·ε·λ_1.
 
     sb_pinv="top_k_minus_1_rtol" (the UFM code, ``ncrepro.ufm.nc1``): of the same top
     K−1 eigenpairs keep those with λ > 1e-12·λ_1 (`SB_PINV_RTOL`), so class means of
     affine rank < K−1 give a finite NC1 on their own span; NaN only if Σ_B = 0.
-    Tr(Σ_W Σ_B⁺) is taken of the product matrix, unclipped (−O(ε) possible at exact
-    collapse).  Equal to the default up to rounding when λ_{K−1} is well above the cut-off.
+    The sum over the kept pairs is unclipped (−O(ε) possible at exact collapse).  Equal
+    to the default up to rounding when λ_{K−1} is well above the cut-off.
 
     sigma_w: "pooled" (default, [P]) or "class_averaged"; global_mean: μ_G for Σ_B,
     "class_means" (default; Σ_B then has rank ≤ K−1 exactly) or "samples" (rank can reach
@@ -249,18 +326,17 @@ def nc1(
     _need_two_classes(k)
     stats.require_all_present("NC1")
     sw = stats.within_class_cov(sigma_w)
-    sb = stats.between_class_cov(global_mean)
+    values, vectors = stats.between_class_eigenpairs(min(k - 1, stats.dim), global_mean)
+    # Tr(Σ_W Σ_B⁺) = Σ_k v_kᵀ Σ_W v_k / λ_k: d×K work, never a d×d product
+    quad = np.sum(vectors * (sw @ vectors), axis=0)
     if sb_pinv == "top_k_minus_1_rtol":
-        try:
-            pinv = top_eig_pinv(sb, min(k - 1, stats.dim), rtol=SB_PINV_RTOL)
-        except ValueError:  # Σ_B = 0 (or negative): no between-class spread
+        if values.size == 0 or values[0] <= 0:  # Σ_B = 0: no between-class spread
             return float("nan")
-        return float(np.trace(sw @ pinv) / k)
-    values, vectors = top_eigenpairs(sb, min(k - 1, stats.dim))
+        keep = values > SB_PINV_RTOL * values[0]
+        return float(np.sum(quad[keep] / values[keep]) / k)
     if values[0] <= 0 or values[-1] <= max(k, stats.dim) * _EPS * values[0]:
         return float("nan")
-    quad = np.maximum(np.sum(vectors * (sw @ vectors), axis=0), 0.0)
-    return float(np.sum(quad / values) / k)
+    return float(np.sum(np.maximum(quad, 0.0) / values) / k)
 
 
 # --------------------------------------------------------------------------- [P] NC2, NC3
@@ -455,7 +531,7 @@ def nc4(features, logits, means, *, classes=None) -> float:
         raise ValueError(f"{len(features)} features but {len(logits)} logits")
     if len(logits) == 0:
         raise ValueError("no samples")
-    nearest, _ = _nearest(features, means)
+    nearest, _ = _nearest(np.asarray(features), means, distances=False)
     return float(np.mean(np.argmax(logits, axis=1) != classes[nearest]))
 
 
@@ -474,6 +550,8 @@ def cdnv(stats: ClassStats) -> float:
     _need_two_classes(k)
     var = stats.class_variances()
     i, j = np.triu_indices(k, k=1)
-    dist2 = np.sum((stats.means[i] - stats.means[j]) ** 2, axis=1)
+    # row by row (the order of triu_indices): no K²/2 × d temporary
+    means = stats.means
+    dist2 = np.concatenate([np.sum((means[a + 1 :] - means[a]) ** 2, axis=1) for a in range(k - 1)])
     with np.errstate(divide="ignore", invalid="ignore"):
         return float(np.mean((var[i] + var[j]) / (2.0 * dist2)))

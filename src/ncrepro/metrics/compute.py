@@ -98,64 +98,100 @@ def compute_all(
     Each row carries exactly the conventions that apply to its metric; every row has the
     same keys (None where a convention does not apply), so the rows form a table.
     """
+    centers = dict(centers or {})
+    rows: list[dict] = []
+    for split, raw in (("train", train), ("test", test)):
+        rows += split_rows(
+            split,
+            raw,
+            num_classes,
+            seed=seed,
+            kmeans_n_init=kmeans_n_init,
+            sigma_w=sigma_w,
+            global_mean=global_mean,
+            grouping=grouping,
+            only_present=only_present,
+            centers=centers.get(split),
+            means_from=means_from,
+        )
+    keys = list(dict.fromkeys(key for row in rows for key in row))
+    return [{key: row.get(key) for key in keys} for row in rows]
+
+
+def split_rows(
+    split: str,
+    data,
+    num_classes: int,
+    *,
+    seed: int | None = None,
+    kmeans_n_init: int = 4,
+    sigma_w: str = "pooled",
+    global_mean: str = "class_means",
+    grouping: str = "true_labels",
+    only_present: bool = False,
+    centers: np.ndarray | None = None,
+    means_from: str | None = None,
+) -> list[dict]:
+    """The rows of `compute_all` for one split ("train" or "test"; see there), all from
+    one `ClassStats`; centers: this split's external K×d centres or None.  seed (k-means)
+    is needed for "test" only.  Rows may lack keys that other rows have."""
     check_choice("sigma_w", sigma_w)
     check_choice("global_mean", global_mean)
     check_choice("grouping", grouping)
-    centers = dict(centers or {})
+    if split not in ("train", "test"):
+        raise ValueError(f"split={split!r} is not one of ('train', 'test')")
+    if split == "test" and seed is None:
+        raise ValueError("the test split's weak_test_variance needs seed= (k-means)")
     rows: list[dict] = []
 
-    def add(split, metric, value, conventions):
+    def add(metric, value, conventions):
         rows.append({"split": split, "metric": metric, "value": float(value), **conventions})
 
-    for split, raw in (("train", train), ("test", test)):
-        data = SplitData.coerce(raw)
-        h, labels = data.features, np.asarray(data.labels)
-        logits = data.network_logits()
-        if grouping == "predicted_labels":
-            if logits is None:
-                raise ValueError('grouping="predicted_labels" needs logits or W')
-            groups = np.argmax(logits, axis=1)
-        else:
-            groups = labels
-        scatter = "per_class" if sigma_w == "class_averaged" else "pooled"
-        stats = ClassStats.from_features(h, groups, num_classes, scatter=scatter)
-        if only_present:
-            stats = stats.present_only()
-        grouped = {"grouping": grouping, "only_present": only_present}
+    data = SplitData.coerce(data)
+    h, labels = data.features, np.asarray(data.labels)
+    logits = data.network_logits()
+    if grouping == "predicted_labels":
+        if logits is None:
+            raise ValueError('grouping="predicted_labels" needs logits or W')
+        groups = np.argmax(logits, axis=1)
+    else:
+        groups = labels
+    scatter = "per_class" if sigma_w == "class_averaged" else "pooled"
+    stats = ClassStats.from_features(h, groups, num_classes, scatter=scatter)
+    if only_present:
+        stats = stats.present_only()
+    grouped = {"grouping": grouping, "only_present": only_present}
 
-        split_centers = centers.get(split)
-        ratio_kw = {
-            "centers": split_centers,
-            "means_from": None if split_centers is None else means_from,
-        }
-        ratio = variance_ratio_from_stats(stats, **ratio_kw)
-        ratio_conv = variance_ratio_from_stats.conventions(**ratio_kw, only_present=only_present)
-        name = "train_variance" if split == "train" else "strong_test_variance"
-        add(split, name, ratio, {**grouped, **ratio_conv})
-        if split == "test":
-            kmeans_kw = {"seed": seed, "n_init": kmeans_n_init}
-            weak = weak_test_variance(h, stats.num_classes, **kmeans_kw)
-            add(split, "weak_test_variance", weak, weak_test_variance.conventions(**kmeans_kw))
+    ratio_kw = {"centers": centers, "means_from": None if centers is None else means_from}
+    ratio = variance_ratio_from_stats(stats, **ratio_kw)
+    ratio_conv = variance_ratio_from_stats.conventions(**ratio_kw, only_present=only_present)
+    add(
+        "train_variance" if split == "train" else "strong_test_variance",
+        ratio,
+        {**grouped, **ratio_conv},
+    )
+    if split == "test":
+        kmeans_kw = {"seed": seed, "n_init": kmeans_n_init}
+        weak = weak_test_variance(h, stats.num_classes, **kmeans_kw)
+        add("weak_test_variance", weak, weak_test_variance.conventions(**kmeans_kw))
 
-        nc1_kw = {"sigma_w": sigma_w, "global_mean": global_mean}
-        add(split, "nc1", nc1(stats, **nc1_kw), {**grouped, **nc1.conventions(**nc1_kw)})
-        if split == "train":
-            mu_g = stats.global_mean(global_mean)
-            means_conv = {**grouped, "global_mean": global_mean}
-            for key, value in nc2(stats.means, mu_g).items():
-                add(split, f"nc2_{key}", value, {**means_conv, **nc2.conventions()})
-            if data.W is not None:
-                weight = np.asarray(data.W)[stats.classes]
-                for key, value in nc2_weights(weight).items():
-                    add(split, f"nc2_w_{key}", value, nc2_weights.conventions())
-                add(split, "nc3", nc3(weight, stats.means, mu_g), means_conv)
-            if logits is not None:
-                value = nc4(h, logits, stats.means, classes=stats.classes)
-                add(split, "nc4", value, {**grouped, **nc4.conventions()})
-        add(split, "cdnv", cdnv(stats), {**grouped, **cdnv.conventions()})
+    nc1_kw = {"sigma_w": sigma_w, "global_mean": global_mean}
+    add("nc1", nc1(stats, **nc1_kw), {**grouped, **nc1.conventions(**nc1_kw)})
+    if split == "train":
+        mu_g = stats.global_mean(global_mean)
+        means_conv = {**grouped, "global_mean": global_mean}
+        for key, value in nc2(stats.means, mu_g).items():
+            add(f"nc2_{key}", value, {**means_conv, **nc2.conventions()})
+        if data.W is not None:
+            weight = np.asarray(data.W)[stats.classes]
+            for key, value in nc2_weights(weight).items():
+                add(f"nc2_w_{key}", value, nc2_weights.conventions())
+            add("nc3", nc3(weight, stats.means, mu_g), means_conv)
         if logits is not None:
-            add(split, "accuracy", accuracy(logits, labels), accuracy.conventions())
-            add(split, "loss", cross_entropy(logits, labels), cross_entropy.conventions())
-
-    keys = list(dict.fromkeys(key for row in rows for key in row))
-    return [{key: row.get(key) for key in keys} for row in rows]
+            value = nc4(h, logits, stats.means, classes=stats.classes)
+            add("nc4", value, {**grouped, **nc4.conventions()})
+    add("cdnv", cdnv(stats), {**grouped, **cdnv.conventions()})
+    if logits is not None:
+        add("accuracy", accuracy(logits, labels), accuracy.conventions())
+        add("loss", cross_entropy(logits, labels), cross_entropy.conventions())
+    return rows

@@ -22,6 +22,43 @@ import numpy as np
 
 from .conventions import check_choice
 
+# `ClassStats.from_features` works on sub-blocks of _SUB_BYTES of float64 (they stay in
+# the core's cache through cast, shift, sums and squares), at least _SHIFT_ROWS rows (the
+# rows that fix a class's shift), gathered into blocks of at least _BLOCK_ROWS rows for
+# syrk (each call reads and writes the d×d accumulator, so blocks must be tall).
+_SUB_BYTES = 1 << 20
+_SHIFT_ROWS = 64
+_BLOCK_ROWS = 2048
+# Smallest λ_rank/λ_1 for which `ClassStats.between_class_eigenpairs` trusts the Gram
+# matrix's eigenvalues: their relative error is of order ε·λ_1/λ_rank (≤ 1e-12 then).
+_GRAM_MIN_RATIO = 1e-3
+
+
+def _add_gram(block: np.ndarray, acc: np.ndarray | None) -> None:
+    """acc += blockᵀ block on the upper triangle of the Fortran-ordered d×d ``acc``, in
+    place (BLAS syrk, which numpy cannot accumulate); nothing for acc None or no rows."""
+    if acc is None or len(block) == 0:
+        return
+    from scipy.linalg import blas
+
+    out = blas.dsyrk(1.0, block.T, beta=1.0, c=acc, overwrite_c=1)
+    if not np.shares_memory(out, acc):
+        acc[...] = out
+
+
+def _symmetric(acc: np.ndarray) -> np.ndarray:
+    """The symmetric (C-ordered) matrix whose upper triangle is that of the
+    Fortran-ordered ``acc``; transposed tile by tile, so that each tile stays in cache."""
+    lower = acc.T  # C-ordered view: the filled triangle is its lower one
+    full = np.tril(lower)
+    tile = 256
+    for i in range(0, len(full), tile):
+        rows = slice(i, i + tile)
+        full[rows, rows] += np.tril(lower[rows, rows], -1).T
+        for j in range(i + tile, len(full), tile):
+            full[rows, j : j + tile] = lower[j : j + tile, rows].T
+    return full
+
 
 def _as_labels(labels, n: int, num_classes: int) -> np.ndarray:
     labels = np.asarray(labels)
@@ -92,9 +129,16 @@ class ClassStats:
     ) -> ClassStats:
         """Statistics of one batch of features (N×d, any float dtype) with integer labels.
 
-        Loops over classes only (one gather and one matrix product per class); each class
-        block is converted to float64 and centred on its own mean with the corrected
-        two-pass algorithm, so memory stays at one class block beyond the input.
+        One pass over the rows in label order, in cache-sized float64 blocks (no N×d
+        float64 copy).  Each class is shifted by the mean a_c of its first B rows
+        (B = min(n_c, max(64, 2¹⁷/d))), so a_c lies within √(S_c,jj / B) of μ_c in every
+        coordinate, and with r_c the mean of h_i − a_c (the shifted-data algorithm)
+
+            μ_c = a_c + r_c,   S_c = Σ_i (h_i − a_c)(h_i − a_c)ᵀ − n_c r_c r_cᵀ,
+
+        which loses at most a factor 1 + n_c/B of precision to the subtraction, however
+        large the common offset of the features.  The shifted rows go into Σ_c S_c with
+        BLAS syrk on blocks of ≥ 2048 rows: the product a float64 XᵀX needs.
         scatter: "pooled" (default; Σ_W pooled), "per_class" (also class-averaged Σ_W),
         or "none" (traces only: variance ratios and CDNV).
         """
@@ -107,20 +151,48 @@ class ClassStats:
         counts = np.bincount(labels, minlength=num_classes)
         order = np.argsort(labels, kind="stable")
         ends = np.cumsum(counts)
+        sub = max(_SHIFT_ROWS, _SUB_BYTES // (8 * max(dim, 1)))
+        buffer = np.empty((min(n, max(sub, _BLOCK_ROWS)), dim))
+        gathered = np.empty((sub, dim), features.dtype)  # rows before the cast
+        pooled = np.zeros((dim, dim), order="F") if scatter == "pooled" else None
+        shifts = np.zeros((num_classes, dim))
+        offsets = np.zeros((num_classes, dim))  # Σ_i (h_i − a_c)
+        squares = np.zeros(num_classes)  # Σ_i ‖h_i − a_c‖²
+        fill = 0
         for c in np.flatnonzero(counts):
-            block = np.asarray(features[order[ends[c] - counts[c] : ends[c]]], np.float64)
-            mean = block.mean(axis=0)
-            centred = block - mean
-            correction = centred.mean(axis=0)  # corrected two-pass (Björck 1996)
-            mean += correction
-            centred -= correction
-            stats.means[c] = mean
-            stats.class_traces[c] = np.einsum("ij,ij->", centred, centred)
-            if scatter != "none":
-                block_scatter = centred.T @ centred
-                stats.pooled_scatter += block_scatter
+            lo, hi = int(ends[c] - counts[c]), int(ends[c])
+            for pos in range(lo, hi, sub):
+                take = min(hi - pos, sub)
+                if fill + take > len(buffer):
+                    _add_gram(buffer[:fill], pooled)
+                    fill = 0
+                block = buffer[fill : fill + take]
+                index = order[pos : pos + take]
+                if features.dtype == np.float64:
+                    np.take(features, index, axis=0, out=block, mode="clip")
+                else:  # (take's out= must have the input's dtype)
+                    np.copyto(block, np.take(features, index, 0, gathered[:take], "clip"))
+                if pos == lo:
+                    shifts[c] = block.mean(axis=0)
+                block -= shifts[c]
+                offsets[c] += block.sum(axis=0)
+                squares[c] += np.einsum("ij,ij->", block, block)
                 if scatter == "per_class":
-                    stats.class_scatter[c] = block_scatter
+                    _add_gram(block, stats.class_scatter[c].T)
+                fill += take
+        _add_gram(buffer[:fill], pooled)
+        residual = offsets / np.maximum(counts, 1)[:, None]
+        stats.means = shifts + residual
+        stats.class_traces = np.maximum(squares - counts * np.sum(residual**2, axis=1), 0.0)
+        if pooled is not None:
+            stats.pooled_scatter = _symmetric(pooled) - (residual * counts[:, None]).T @ residual
+        if scatter == "per_class":
+            for c in np.flatnonzero(counts):
+                upper = stats.class_scatter[c].T
+                stats.class_scatter[c] = _symmetric(upper) - counts[c] * np.outer(
+                    residual[c], residual[c]
+                )
+            stats.pooled_scatter = stats.class_scatter.sum(axis=0)
         stats.counts = counts.astype(np.int64)
         return stats
 
@@ -261,6 +333,26 @@ class ClassStats:
         """Σ_B = (1/K) Σ_c (μ_c − μ_G)(μ_c − μ_G)ᵀ (d×d)."""
         centred = self.centred_means(global_mean)
         return centred.T @ centred / self.num_classes
+
+    def between_class_eigenpairs(self, rank: int, global_mean: str = "class_means"):
+        """The ``rank`` largest eigenpairs of Σ_B (eigenvalues descending, eigenvectors as
+        the columns of a d×rank matrix) without the d×d matrix.
+
+        Σ_B = M̄M̄ᵀ/K (M̄ = [μ_c − μ_G], d×K) has rank ≤ K, and the K×K Gram matrix
+        G = M̄ᵀM̄/K has the same nonzero eigenvalues: G u = λu gives Σ_B v = λv with
+        v = M̄u/√(Kλ).  O(K²d) instead of the O(d³) eigendecomposition.  The Gram's small
+        eigenvalues carry an absolute error of order ε·λ_1, so when λ_rank < 1e-3·λ_1
+        (`_GRAM_MIN_RATIO`) they come from the thin SVD of M̄ᵀ instead (λ = s²/K, relative
+        error of order ε·s_1/s_k), also O(K²d).
+        """
+        centred = self.centred_means(global_mean)  # M̄ᵀ, K×d
+        k = self.num_classes
+        values, vectors = np.linalg.eigh(centred @ centred.T / k)
+        values, vectors = values[::-1][:rank], vectors[:, ::-1][:, :rank]
+        if rank and values[-1] > _GRAM_MIN_RATIO * values[0]:
+            return values, centred.T @ (vectors / np.sqrt(k * values))
+        _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+        return singular[:rank] ** 2 / k, vt[:rank].T
 
     def class_variances(self) -> np.ndarray:
         """Var_c = E_{i in c} ‖h_i − μ_c‖² = tr S_c / n_c (K,)."""
