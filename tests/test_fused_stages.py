@@ -32,7 +32,7 @@ def fused_run(tmp_path_factory):
     return work
 
 
-def test_fused_dag_has_one_torch_job_per_run_and_stage_kind(tmp_path):
+def test_fused_dag_has_one_torch_job_per_run(tmp_path):
     work = workflow_copy(tmp_path)
     per_stage = job_counts(snakemake(work, *smoke_args("-n")).stdout)
     fused = job_counts(snakemake(work, *smoke_args("fuse_stages=true", "-n")).stdout)
@@ -40,18 +40,8 @@ def test_fused_dag_has_one_torch_job_per_run_and_stage_kind(tmp_path):
     for rule in ("features", "metrics", "finetune", "probe"):
         assert rule not in fused
     assert per_stage["finetune"] > 0 and per_stage["probe"] > 0
-    # one probes job per run that has generic probes or a fine-tuning sweep
-    assert 0 < fused["probes_of_run"] < per_stage["finetune"] + per_stage["probe"]
-    assert (
-        fused["total"]
-        == per_stage["total"]
-        - (
-            per_stage["features"]
-            + per_stage["metrics"]
-            + per_stage["finetune"]
-            + per_stage["probe"]
-        )
-        + fused["probes_of_run"]
+    assert fused["total"] == per_stage["total"] - (
+        per_stage["features"] + per_stage["metrics"] + per_stage["finetune"] + per_stage["probe"]
     )
 
 
@@ -79,7 +69,9 @@ def test_fused_stages_write_the_same_numbers(smoke_run, fused_run):
         for probes in (fused_run / RESULTS / "probes" / study).glob("*/probes.parquet"):
             folder = smoke_run / RESULTS / "probes" / study / probes.parent.name
             separate = [p for p in folder.rglob("*.parquet") if p.name != "gc_bound.parquet"]
-            assert separate, folder
+            if not separate:  # a run without probes: a file without rows
+                assert pd.read_parquet(probes).empty, probes
+                continue
             expected = pd.concat([pd.read_parquet(p) for p in separate], ignore_index=True)
             # concatenating files of different probes widens dtypes (None -> object)
             pd.testing.assert_frame_equal(

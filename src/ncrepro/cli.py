@@ -56,6 +56,8 @@ def cmd_train(args) -> None:
         args.features, args.out = args.features_out, args.metrics_out
         args.options, args.code_version = args.metric_options, args.metrics_code_version
         cmd_metrics(args)
+        args.out = args.probes_out
+        cmd_probes(args)
 
 
 def cmd_features(args) -> None:
@@ -262,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
         "else 300)",
     )
     fused = p.add_argument_group(
-        "fused stages", "then extract the features and compute the study's metric set"
+        "fused stages",
+        "then extract the features, compute the study's metric set and run the probes",
     )
     fused.add_argument("--features-out", help="the features stage's output folder")
     fused.add_argument("--metrics-out", help="the metrics stage's Parquet")
@@ -270,6 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     fused.add_argument("--metric-options", type=_json, default={})
     fused.add_argument("--features-code-version", default="unknown")
     fused.add_argument("--metrics-code-version", default="unknown")
+    fused.add_argument("--probes-out", help="every probe's rows of the run (Parquet)")
+    fused.add_argument("--probes-code-version", default="unknown")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("features", help="penultimate features of every checkpoint of a run")

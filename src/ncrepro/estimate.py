@@ -167,8 +167,8 @@ def job_counts(config: dict) -> dict[str, dict[str, int]]:
     file are "own:<what they make>": "own:study_table" (a study without runs), "own:<probe>"
     (a per-run probe no registered probe covers) or "own:<file stem>" (a study-level
     stage output that a figure or table reads). With `fuse_stages` the train job also
-    extracts features and computes metrics, and one `probes_of_run` job per run does its
-    fine-tuning sweep and registered probes (workflow/rules/common.smk)."""
+    extracts features, computes metrics and runs the fine-tuning sweep and registered
+    probes (workflow/rules/common.smk)."""
     sheet, specs = build_run_sheet(config)
     finetunes = Counter(run for run, _, _ in probe_jobs(specs))
     fused = config.get("fuse_stages", False)
@@ -185,9 +185,7 @@ def job_counts(config: dict) -> dict[str, dict[str, int]]:
             for run in runs:
                 names = probe_names(specs[run])
                 shared = sum(name in PROBES for name in names)
-                if fused:
-                    counts["probes_of_run"] += bool(shared or finetunes[run])
-                else:
+                if not fused:
                     counts.update(finetune=finetunes[run], probe=shared)
                 counts.update(f"own:{name}" for name in names if name not in PROBES)
         else:
@@ -210,7 +208,7 @@ def job_counts(config: dict) -> dict[str, dict[str, int]]:
 def _ordered(counts: Counter) -> dict[str, int]:
     """Jobs in pipeline order (data, runs, probes, own rules, figures, tables), no zeros."""
     chain = ["prepare_data", "train", "features", "metrics", "finetune", "probe"]
-    chain += ["probes_of_run", "aggregate"]
+    chain += ["aggregate"]
 
     def rank(rule: str) -> tuple:
         if rule in chain:

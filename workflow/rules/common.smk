@@ -65,8 +65,8 @@ def check_prepared_data():
 
 check_prepared_data()
 RUN_SHEET, RUN_SPECS = studies.build_run_sheet(config)
-# One job per run for train -> features -> metrics and one for all its probes (a laptop),
-# or one job per stage, per (checkpoint, LR) and per probe (a cluster): same files.
+# One job per run for train -> features -> metrics -> probes (a laptop), or one job per
+# stage, per (checkpoint, LR) and per probe (a cluster): the same numbers.
 FUSE_STAGES = config.get("fuse_stages", False)
 # The conda environment of every rule (--sdm conda), one path wherever a rule is written.
 CONDA_ENV = str(Path(workflow.basedir) / "envs" / "ncrepro.yaml")
@@ -327,13 +327,15 @@ def all_targets():
 write_sheet_files()
 
 
-# Fused stages (fuse_stages): what the train job also writes, the arguments that ask
-# for it (code versions included, so a features or metrics edit reruns these jobs), and
-# the constraint that switches the per-stage rules off.
+# Fused stages (fuse_stages): what the train job also writes (probes.parquet: the
+# fine-tuning sweep and registered probes of the run, no rows for a run without them),
+# the arguments that ask for it (code versions included, so an edit of a later stage
+# reruns these jobs), and the constraint that switches the per-stage rules off.
 FUSED_OUTPUTS = (
     {
         "features": temp(directory(res("features/{study}/{run}"))),
         "metrics": res("metrics/{study}/{run}.parquet"),
+        "probes": res("probes/{study}/{run}/probes.parquet"),
     }
     if FUSE_STAGES
     else {}
@@ -348,5 +350,7 @@ def fused_arguments(wildcards, output):
         f"--features-out {output.features} --metrics-out {output.metrics} "
         f"--study {wildcards.study} --metric-options '{metric_options(wildcards)}' "
         f"--features-code-version {code('features')} "
-        f"--metrics-code-version {metrics_code(wildcards)}"
+        f"--metrics-code-version {metrics_code(wildcards)} "
+        f"--probes-out {output.probes} "
+        f"--probes-code-version {code('probes', *PROBES.values())}"
     )

@@ -1,7 +1,7 @@
 # Probes of pretrained checkpoints, declared by the run specs: one fine-tuning job per
 # (checkpoint, LR) (`finetune`) so a cluster runs the sweep in parallel; one job per run
 # for each registered probe in `spec["probes"]` (ncrepro.probes.registry, e.g. linear).
-# With fuse_stages, one job per run does both (`probes_of_run`, one file).
+# With fuse_stages the train job runs them all (one file per run, probes.parquet).
 
 
 rule finetune:
@@ -62,33 +62,4 @@ rule probe:
     shell:
         "python -m ncrepro probe --name {wildcards.probe} "
         "--run-dir {params.run_dir} --data {params.data} "
-        "--out {output} --threads {threads} > {log} 2>&1"
-
-
-rule probes_of_run:
-    input:
-        unpack(data_files),
-        record=res("runs/{study}/{run}/run.json"),
-        ckpt=res("runs/{study}/{run}/ckpt"),
-    output:
-        res("probes/{study}/{run}/probes.parquet"),
-    log:
-        res("logs/probes/{study}/{run}/probes.log"),
-    benchmark:
-        res("benchmarks/probes_of_run/{study}/{run}.tsv")
-    wildcard_constraints:
-        study=RUN_STUDIES if FUSE_STAGES else NEVER,
-    conda:
-        CONDA_ENV
-    threads: config.get("threads", 2)
-    resources:
-        gpu=rule_resources("probes", "gpu", 1),
-        runtime=rule_resources("probes", "runtime", 20),
-        mem_mb=rule_resources("probes", "mem_mb", 4000),
-    params:
-        run_dir=lambda wildcards, input: os.path.dirname(input.record),
-        data=data_dir,
-        code_version=code("probes", *PROBES.values()),
-    shell:
-        "python -m ncrepro probes --run-dir {params.run_dir} --data {params.data} "
         "--out {output} --threads {threads} > {log} 2>&1"

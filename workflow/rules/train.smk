@@ -1,6 +1,7 @@
 # Training: one job per run; resumes from results/<preset>/scratch after a kill. With
-# fuse_stages the same job then extracts the features and computes the metric set (the
-# rules `features` and `metrics` then match nothing).
+# fuse_stages the same job then extracts the features, computes the metric set and runs
+# the run's probes (the rules `features`, `metrics`, `finetune` and `probe` then match
+# nothing).
 
 
 rule train:

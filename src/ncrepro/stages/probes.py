@@ -14,6 +14,8 @@ import torch
 from ncrepro.atomic import write_parquet
 from ncrepro.stages.context import RunContext
 
+NO_ROWS = ["run", "step", "split", "metric", "value"]  # a probe file's key columns
+
 
 def _context(run_dir: Path, data_dir: Path, device: str, threads: int | None) -> RunContext:
     if threads:
@@ -118,7 +120,8 @@ def run_all_probes(
     log=print,
 ) -> pd.DataFrame:
     """Every fine-tuning probe (each checkpoint x LR) and every registered probe of a run's
-    spec, in one process, to one file: the rows the per-probe jobs write, concatenated."""
+    spec, in one process, to one file: the rows the per-probe jobs write, concatenated
+    (no rows for a run without probes)."""
     from ncrepro.probes.registry import PROBES
     from ncrepro.runspec import probe_jobs, probe_names
 
@@ -131,6 +134,6 @@ def run_all_probes(
         if name in PROBES:  # a study's own probe stages write their own files
             frames.append(probe_rows(context, name, log))
             log(f"probe {name}: {len(frames[-1])} rows")
-    frame = pd.concat(frames, ignore_index=True)
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=NO_ROWS)
     write_parquet(out, frame)
     return frame
