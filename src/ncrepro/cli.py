@@ -235,6 +235,15 @@ def cmd_estimate(args) -> None:
     print(json.dumps(result, indent=1) if args.json else format_estimate(result, presets))
 
 
+def _run_stage_arguments(p: argparse.ArgumentParser) -> None:
+    """What every stage of one trained run takes: its folder, its data, its output."""
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
+    p.add_argument("--threads", type=int, default=None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ncrepro", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -278,38 +287,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("features", help="penultimate features of every checkpoint of a run")
-    p.add_argument("--run-dir", required=True)
-    p.add_argument("--data", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
-    p.add_argument("--threads", type=int, default=None)
+    _run_stage_arguments(p)
     p.set_defaults(func=cmd_features)
 
     p = sub.add_parser("finetune", help="fine-tuning probe of one checkpoint at one LR")
-    p.add_argument("--run-dir", required=True)
-    p.add_argument("--data", required=True)
+    _run_stage_arguments(p)
     p.add_argument("--step", type=int, required=True)
     p.add_argument("--lr", type=float, required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
-    p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("probes", help="every fine-tuning and registered probe of a run")
-    p.add_argument("--run-dir", required=True)
-    p.add_argument("--data", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
-    p.add_argument("--threads", type=int, default=None)
+    _run_stage_arguments(p)
     p.set_defaults(func=cmd_probes)
 
     p = sub.add_parser("probe", help="a registered probe of a run (e.g. linear), all checkpoints")
     p.add_argument("--name", required=True, help="the probe's name in ncrepro.probes.registry")
-    p.add_argument("--run-dir", required=True)
-    p.add_argument("--data", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
-    p.add_argument("--threads", type=int, default=None)
+    _run_stage_arguments(p)
     p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser("metrics", help="a study's metric set at every checkpoint of a run")
