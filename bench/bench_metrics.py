@@ -5,15 +5,20 @@
 The suite is `ncrepro.metrics.compute.split_rows("train", ...)` (the train half of
 `compute_all`, what the metrics stage runs per checkpoint) on what a feature file holds:
 float32 features N×d, labels, the network's float32 logits N×K and its classifier W, b.
-It builds one `ClassStats` (pooled Σ_W) and computes TrainVariance, NC1, NC2 (class means
-and W), NC3, NC4, CDNV, accuracy and loss.  (The test split adds WeakTestVariance, whose
-k-means is not part of this comparison.)
+It builds one `ClassStats` and computes TrainVariance, NC1, NC2 (class means and W),
+NC3, NC4, CDNV, accuracy and loss.  (The test split adds WeakTestVariance, whose k-means
+is not part of this comparison.)  Where `MeanSpan.pays_off` (K − 1 < d/4: all sizes
+below), the suite builds no d×d scatter: NC1 = (1/K) Σ_k v_kᵀ Σ_W v_k / λ_k reads Σ_W only
+on the span of the centred class means, and one pass projects each sample's deviation
+from its class mean onto that span (O(N·d·(K−1)) instead of XᵀX's O(N·d²/2)); the same
+coordinates give NC4's nearest class means.
 
 The floor is one float64 XᵀX of the same N×d features, already float64 and C-contiguous,
 as ``x.T @ x``: numpy sees both operands are the same buffer and calls BLAS syrk (half
-the flops of a general product; the fastest way numpy has).  An exact pooled Σ_W needs at
-least this product, so suite / floor is the overhead of everything else.  The bench
-checks that the suite's pooled scatter N·Σ_W equals XᵀX − Σ_c n_c μ_c μ_cᵀ (1e-10).
+the flops of a general product; the fastest way numpy has); the d×d pooled Σ_W needs at
+least this product.  Checks, on every configuration: NC1 and NC4 of the suite equal those
+of the d×d pooled scatter and of the direct NCC assignment to 1e-12 relative (printed:
+"value err"), and ClassStats' pooled scatter N·Σ_W equals XᵀX − Σ_c n_c μ_c μ_cᵀ (1e-10).
 
 Floor, suite and each part are timed in turn inside every repeat, so that load from
 other processes hits them alike; printed are medians over repeats, of wall-clock times
@@ -21,8 +26,9 @@ and of the per-repeat ratios ("ratio"), and the median ratio of the process CPU 
 ("cpu"), which other processes on the machine disturb much less.  The BLAS thread count
 is set explicitly (--threads, default 1: on a 2-core machine shared with other jobs a
 2-thread BLAS waits for its second thread at every call, and ran XᵀX 2-5x slower than
-one thread here).  Parts: ClassStats, NC1, NC2 (means and W), NC3, NC4 and the other
-metrics (TrainVariance, CDNV, accuracy, loss), each timed on its own.  Growth: the same
+one thread here).  Parts: ClassStats, MeanSpan (the projection pass), NC1, NC2 (means and
+W), NC3, NC4 and the other metrics (TrainVariance, CDNV, accuracy, loss), each timed on
+its own.  Growth: the same
 measurements over N at d = 512 and over d at N = 50 000 (K = 10).
 """
 
@@ -48,8 +54,9 @@ from ncrepro.metrics import (
     variance_ratio_from_stats,
 )
 from ncrepro.metrics.compute import SplitData, split_rows
+from ncrepro.metrics.stats import MeanSpan
 
-PARTS = ("ClassStats", "NC1", "NC2", "NC3", "NC4", "other")
+PARTS = ("ClassStats", "MeanSpan", "NC1", "NC2", "NC3", "NC4", "other")
 FULL = {
     "main": [(50000, 512, 10), (50000, 512, 100), (50000, 2048, 10), (50000, 2048, 100)],
     "growth in N (d=512, K=10)": [(12500, 512, 10), (25000, 512, 10), (50000, 512, 10)],
@@ -82,11 +89,18 @@ def suite(data: SplitData, k: int) -> list[dict]:
 
 
 def parts(data: SplitData, k: int) -> dict:
-    """The suite's pieces one by one, each a closure timed on its own."""
+    """The suite's pieces one by one, each a closure timed on its own, as the suite runs
+    them: where `MeanSpan.pays_off`, ClassStats without the d×d scatter, then the MeanSpan
+    pass (NC1's scatter on the span of the means and NC4's NCC predictions)."""
     box = {}
+    use_span = MeanSpan.pays_off(k, data.features.shape[1])
 
     def stats():
-        box["stats"] = ClassStats.from_features(data.features, data.labels, k)
+        scatter = "none" if use_span else "pooled"
+        box["stats"] = ClassStats.from_features(data.features, data.labels, k, scatter=scatter)
+
+    def span():
+        box["span"] = MeanSpan.from_features(box["stats"], data.features, data.labels)
 
     def means():
         s = box["stats"]
@@ -101,14 +115,30 @@ def parts(data: SplitData, k: int) -> dict:
             cross_entropy(data.logits, data.labels),
         )
 
+    def nearest():
+        return box["span"].nearest if use_span else None
+
     return {
         "ClassStats": stats,
-        "NC1": lambda: nc1(box["stats"]),
+        "MeanSpan": span if use_span else lambda: box.setdefault("span", None),
+        "NC1": lambda: nc1(box["stats"], span=box["span"]),
         "NC2": means,
         "NC3": lambda: nc3(data.W, box["stats"].means, box["stats"].global_mean()),
-        "NC4": lambda: nc4(data.features, data.logits, box["stats"].means),
+        "NC4": lambda: nc4(data.features, data.logits, box["stats"].means, nearest=nearest()),
         "other": other,
     }
+
+
+def check_values(data: SplitData, k: int) -> float:
+    """Largest relative difference between the suite's NC1 and NC4 and those of the d×d
+    pooled scatter and the direct NCC assignment (the computation without `MeanSpan`);
+    the other rows do not depend on the path."""
+    rows = {r["metric"]: r["value"] for r in suite(data, k)}
+    stats = ClassStats.from_features(data.features, data.labels, k)
+    ref = {"nc1": nc1(stats), "nc4": nc4(data.features, data.logits, stats.means)}
+    err = max(abs(rows[m] - v) / max(abs(v), 1e-300) for m, v in ref.items())
+    assert err <= 1e-12, f"suite differs from the d×d computation by {err:.2e} (relative)"
+    return err
 
 
 def timed(fn) -> tuple[float, float]:
@@ -139,6 +169,7 @@ def measure(n: int, dim: int, k: int, repeats: int) -> dict:
     return {name: float(np.median(t[:, 0])) for name, t in times.items()} | {
         "ratio": ratio,
         "cpu": cpu,
+        "value_err": check_values(data, k),
     }
 
 
@@ -160,6 +191,7 @@ def main(argv=None) -> None:
             print(
                 f"{'N':>6} {'d':>5} {'K':>4} {'floor s':>8} {'suite s':>8} {'ratio':>6} {'cpu':>6}"
                 + "".join(f"{p:>11}" for p in PARTS)
+                + f"{'value err':>10}"
             )
             for config in configs:
                 if config not in done:
@@ -169,6 +201,7 @@ def main(argv=None) -> None:
                     f"{config[0]:6d} {config[1]:5d} {config[2]:4d} {r['floor']:8.3f} "
                     f"{r['suite']:8.3f} {r['ratio']:6.2f} {r['cpu']:6.2f}"
                     + "".join(f"{r[p]:11.4f}" for p in PARTS)
+                    + f"{r['value_err']:10.1e}"
                 )
 
 

@@ -2,7 +2,9 @@
 `ClassStats.from_features` (one blocked pass, shifted data, syrk accumulation) against a
 per-class two-pass computation; Σ_B's eigenpairs from the K×K Gram matrix (and from the
 SVD when ill-conditioned) against the d×d eigendecomposition and a 40-digit reference;
-NC4's float32 screening against float64 distances; the blocked cross-entropy; and a
+NC4's float32 screening against float64 distances; `MeanSpan` (NC1's scatter on the
+span of the class means, NC4's nearest means) against the d×d scatter and direct
+distances, and a hand-computed NC1 it must not change; the blocked cross-entropy; and a
 smoke run of bench/bench_metrics.py --quick."""
 
 import re
@@ -14,6 +16,8 @@ import numpy as np
 import pytest
 
 from ncrepro.metrics import ClassStats, accuracy, collapse, cross_entropy, nc1, nc4
+from ncrepro.metrics.compute import SplitData, split_rows
+from ncrepro.metrics.stats import MeanSpan
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -190,6 +194,108 @@ def test_nc4_float32_screening_equals_float64_nearest_means(monkeypatch):
     assert nc4(h, logits, means) == np.mean(np.argmax(logits, axis=1) != direct)
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "float32_offset_multi_block",
+        "float64_k100_unbalanced_absent",
+        "collapsed_with_outlier_first",
+        "float16_fortran_strided",
+        "ill_conditioned_columns",
+    ],
+)
+def test_mean_span_gives_the_d_by_d_nc1_and_the_direct_nearest_means(name):
+    h, y, k = features_case(name)
+    stats = ClassStats.from_features(h, y, k).present_only()
+    span = MeanSpan.from_features(stats, h, y)
+    r = min(stats.num_classes - 1, stats.dim)
+    assert span.basis.shape == (stats.dim, r) and span.scatter.shape == (r, r)
+    np.testing.assert_allclose(span.basis.T @ span.basis, np.eye(r), atol=1e-12)
+    # vᵀ S_W v for vectors of the span: the d×d scatter's, to its own scale
+    rng = np.random.default_rng(0)
+    vectors = span.basis @ rng.standard_normal((r, 5))
+    ref = np.sum(vectors * (stats.pooled_scatter @ vectors), axis=0)
+    scale = np.linalg.norm(stats.pooled_scatter, 2) * np.sum(vectors**2, axis=0)
+    assert np.all(np.abs(span.quadratic(vectors) - ref) <= 1e-12 * scale)
+    for kw in ({}, {"global_mean": "samples"}, {"sb_pinv": "top_k_minus_1_rtol"}):
+        assert nc1(stats, **kw, span=span) == pytest.approx(nc1(stats, **kw), rel=1e-12)
+    h64 = np.asarray(h, np.float64)
+    direct = np.argmin(((h64[:, None, :] - stats.means[None]) ** 2).sum(axis=2), axis=1)
+    np.testing.assert_array_equal(span.nearest, direct)
+    logits = rng.standard_normal((len(y), k))
+    assert nc4(h, logits, stats.means, classes=stats.classes, nearest=span.nearest) == (
+        nc4(h, logits, stats.means, classes=stats.classes)
+    )
+
+
+def test_mean_span_rejects_samples_other_than_the_statistics():
+    h, y, k = features_case("float32_offset_multi_block")
+    stats = ClassStats.from_features(h, y, k, scatter="none")
+    with pytest.raises(ValueError, match="statistics"):
+        MeanSpan.from_features(stats, h[:-1], y[:-1])
+    relabelled = y.copy()
+    relabelled[0] = (y[0] + 1) % k
+    with pytest.raises(ValueError, match="class counts"):
+        MeanSpan.from_features(stats, h, relabelled)
+    absent = ClassStats.from_features(h[y != 2], y[y != 2], k, scatter="none")
+    with pytest.raises(ValueError, match=r"classes \[2\]"):
+        MeanSpan.from_features(absent, h[y != 2], y[y != 2])
+
+
+def test_nc1_ignores_within_class_spread_off_the_span_of_the_means():
+    """K = 3 means (3,0), (0,4), (−3,−4) (their mean is 0) embedded in d = 16; each class
+    has the samples μ_c ± e with e = (1, 0, …, 0, 100 in coordinate 9).  Σ_W = eeᵀ and
+    Σ_B = [[18, 12], [12, 32]]/3 on the plane, so NC1 = (1/3)·eᵀΣ_B⁻¹e = (1/3)·(3·32/432)
+    = 2/27: the 100 off the plane must not count.  One network prediction in six is
+    another class, so NC4 = 1/6 (the nearest mean of μ_c ± e is μ_c)."""
+    means = np.zeros((3, 16))
+    means[:, :2] = [[3, 0], [0, 4], [-3, -4]]
+    e = np.zeros(16)
+    e[0], e[9] = 1.0, 100.0
+    h = np.concatenate([means + e, means - e])
+    y = np.tile([0, 1, 2], 2)
+    logits = np.eye(3)[[0, 1, 2, 0, 1, 0]]  # the last sample (class 2) predicted 0
+    data = SplitData(h, y, logits)
+    assert MeanSpan.pays_off(3, 16)
+    for use_span in (True, False):
+        stats = ClassStats.from_features(h, y, 3)
+        span = MeanSpan.from_features(stats, h, y) if use_span else None
+        assert nc1(stats, span=span) == pytest.approx(2 / 27, rel=1e-14)
+        rows = {r["metric"]: r["value"] for r in split_rows("train", data, 3)}
+        assert rows["nc1"] == pytest.approx(2 / 27, rel=1e-14)
+        assert rows["nc4"] == pytest.approx(1 / 6)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"global_mean": "samples"},
+        {"grouping": "predicted_labels"},
+        {"only_present": True},
+        {"sigma_w": "class_averaged"},
+    ],
+)
+def test_split_rows_are_the_same_with_and_without_the_mean_span_pass(kw, monkeypatch):
+    rng = np.random.default_rng(8)
+    k, d, n = 6, 64, 3000
+    centres = 20 + 3 * rng.standard_normal((k, d))
+    y = rng.choice(k, n, p=[0.3, 0.25, 0.2, 0.1, 0.1, 0.05])
+    if kw.get("only_present"):
+        y[y == 4] = 5  # class 4 absent
+    h = (centres[y] + 2 * rng.standard_normal((n, d))).astype(np.float32)
+    w = (centres + 0.5 * rng.standard_normal((k, d))).astype(np.float32)
+    b = (-0.5 * np.sum(w.astype(np.float64) ** 2, axis=1)).astype(np.float32)
+    data = SplitData(h, y, None, w, b)  # a near-nearest-centre classifier: all predicted
+    rows = {}
+    for use_span in (True, False):
+        monkeypatch.setattr(MeanSpan, "pays_off", staticmethod(lambda k, d, u=use_span: u))
+        rows[use_span] = split_rows("train", data, k, **kw)
+    assert [r["metric"] for r in rows[True]] == [r["metric"] for r in rows[False]]
+    for a, b in zip(rows[True], rows[False], strict=True):
+        assert a == {**b, "value": pytest.approx(b["value"], rel=1e-12)}
+
+
 def test_blocked_cross_entropy_and_float32_accuracy_match_the_formula():
     from scipy.special import logsumexp
 
@@ -214,8 +320,9 @@ def test_bench_metrics_quick_prints_ratios_parts_and_growth():
     rows = [line.split() for line in out.splitlines() if re.match(r"\s*\d+\s+\d+\s+\d+\s", line)]
     assert len(rows) == 4 + 3 + 3  # main configurations, growth in N, growth in d
     for row in rows:
-        assert len(row) == 3 + 4 + 6  # N d K, floor suite ratio cpu, six parts
+        assert len(row) == 3 + 4 + 7 + 1  # N d K, floor suite ratio cpu, 7 parts, value err
         floor, suite, ratio = map(float, row[3:6])
         assert floor >= 0 and suite > 0 and np.isfinite(ratio) and ratio > 0
+        assert float(row[-1]) <= 1e-12  # NC1 and NC4 equal the d×d computation's
     for title in ("main", "growth in N", "growth in d"):
         assert title in out

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .conventions import declare_conventions
-from .stats import ClassStats
+from .stats import ClassStats, MeanSpan
 
 _EPS = np.finfo(np.float64).eps
 
@@ -300,6 +300,7 @@ def nc1(
     sigma_w: str = "pooled",
     global_mean: str = "class_means",
     sb_pinv: str = "top_k_minus_1",
+    span: MeanSpan | None = None,
 ) -> float:
     """NC1 = (1/K) Tr(Σ_W Σ_B⁺)  ([P] Fig. 6).
 
@@ -318,17 +319,24 @@ def nc1(
     to the default up to rounding when λ_{K−1} is well above the cut-off.
 
     sigma_w: "pooled" (default, [P]) or "class_averaged"; global_mean: μ_G for Σ_B,
-    "class_means" (default; Σ_B then has rank ≤ K−1 exactly) or "samples" (rank can reach
-    K on unbalanced data, and the top-(K−1) truncation then drops a real direction).
+    "class_means" (default) or "samples" (μ_s = Σ_c n_c μ_c / N); either way Σ_B has
+    rank ≤ K−1 (Σ_c n_c (μ_c − μ_s) = 0), and its top K−1 eigenvectors span the
+    differences of the class means.
+
+    span: the samples' `MeanSpan` (pooled Σ_W only): v_kᵀ Σ_W v_k from the within-class
+    scatter on the span of the centred means, so ``stats`` needs no d×d scatter; equal
+    to the pooled computation up to rounding.
     """
     _check_value("sb_pinv", sb_pinv, SB_PINV)
     k = stats.num_classes
     _need_two_classes(k)
     stats.require_all_present("NC1")
-    sw = stats.within_class_cov(sigma_w)
     values, vectors = stats.between_class_eigenpairs(min(k - 1, stats.dim), global_mean)
     # Tr(Σ_W Σ_B⁺) = Σ_k v_kᵀ Σ_W v_k / λ_k: d×K work, never a d×d product
-    quad = np.sum(vectors * (sw @ vectors), axis=0)
+    if span is not None and sigma_w == "pooled":
+        quad = span.quadratic(vectors) / stats.total
+    else:
+        quad = np.sum(vectors * (stats.within_class_cov(sigma_w) @ vectors), axis=0)
     if sb_pinv == "top_k_minus_1_rtol":
         if values.size == 0 or values[0] <= 0:  # Σ_B = 0: no between-class spread
             return float("nan")
@@ -516,13 +524,15 @@ def within_class_scatter(features, labels, means, *, relative: bool = True) -> f
 
 
 @declare_conventions(fixed={"nc4_network": "argmax_logits"})
-def nc4(features, logits, means, *, classes=None) -> float:
+def nc4(features, logits, means, *, classes=None, nearest=None) -> float:
     """NC4 ([P] Fig. 8): fraction of samples where the network's prediction
     argmax_c logits (bias included: pass the network's own logits) differs from the
     nearest-class-mean prediction argmin_c ‖h − μ_c‖².
 
     means: K×d class means; classes: the class ids of their rows (default 0..K−1; pass
     ``stats.classes`` after `ClassStats.present_only`).  Labels are not needed.
+    nearest: the nearest mean's row per sample if already known (`MeanSpan.nearest`);
+    the features are then not read.
     """
     logits = np.asarray(logits)
     means = np.asarray(means, np.float64)
@@ -531,7 +541,8 @@ def nc4(features, logits, means, *, classes=None) -> float:
         raise ValueError(f"{len(features)} features but {len(logits)} logits")
     if len(logits) == 0:
         raise ValueError("no samples")
-    nearest, _ = _nearest(np.asarray(features), means, distances=False)
+    if nearest is None:
+        nearest, _ = _nearest(np.asarray(features), means, distances=False)
     return float(np.mean(np.argmax(logits, axis=1) != classes[nearest]))
 
 

@@ -19,7 +19,7 @@ from .collapse import (
     weak_test_variance,
 )
 from .conventions import check_choice
-from .stats import ClassStats
+from .stats import ClassStats, MeanSpan
 
 
 @dataclass
@@ -156,10 +156,14 @@ def split_rows(
         groups = np.argmax(logits, axis=1)
     else:
         groups = labels
-    scatter = "per_class" if sigma_w == "class_averaged" else "pooled"
-    stats = ClassStats.from_features(h, groups, num_classes, scatter=scatter)
+    # Pooled NC1 and NC4 from one pass in the span of the class means (`MeanSpan`)
+    # where that is cheaper than the d×d scatter; the same numbers up to rounding.
+    use_span = sigma_w == "pooled" and MeanSpan.pays_off(num_classes, np.shape(h)[1])
+    scatter = {"class_averaged": "per_class", "pooled": "none" if use_span else "pooled"}
+    stats = ClassStats.from_features(h, groups, num_classes, scatter=scatter[sigma_w])
     if only_present:
         stats = stats.present_only()
+    span = MeanSpan.from_features(stats, h, groups) if use_span and stats.present.all() else None
     grouped = {"grouping": grouping, "only_present": only_present}
 
     ratio_kw = {"centers": centers, "means_from": None if centers is None else means_from}
@@ -176,7 +180,7 @@ def split_rows(
         add("weak_test_variance", weak, weak_test_variance.conventions(**kmeans_kw))
 
     nc1_kw = {"sigma_w": sigma_w, "global_mean": global_mean}
-    add("nc1", nc1(stats, **nc1_kw), {**grouped, **nc1.conventions(**nc1_kw)})
+    add("nc1", nc1(stats, **nc1_kw, span=span), {**grouped, **nc1.conventions(**nc1_kw)})
     if split == "train":
         mu_g = stats.global_mean(global_mean)
         means_conv = {**grouped, "global_mean": global_mean}
@@ -188,7 +192,8 @@ def split_rows(
                 add(f"nc2_w_{key}", value, nc2_weights.conventions())
             add("nc3", nc3(weight, stats.means, mu_g), means_conv)
         if logits is not None:
-            value = nc4(h, logits, stats.means, classes=stats.classes)
+            nearest = None if span is None else span.nearest
+            value = nc4(h, logits, stats.means, classes=stats.classes, nearest=nearest)
             add("nc4", value, {**grouped, **nc4.conventions()})
     add("cdnv", cdnv(stats), {**grouped, **cdnv.conventions()})
     if logits is not None:

@@ -358,3 +358,82 @@ class ClassStats:
         """Var_c = E_{i in c} ‖h_i − μ_c‖² = tr S_c / n_c (K,)."""
         self.require_all_present("the per-class variances")
         return self.class_traces / self.counts
+
+
+@dataclass
+class MeanSpan:
+    """A second pass over the samples of a `ClassStats`: their deviations from their
+    class means in an orthonormal basis V (d×r) of the span of the centred class means.
+
+    scatter = Vᵀ (Σ_c S_c) V (r×r) is all of the pooled within-class scatter that NC1
+    reads (Tr(Σ_W Σ_B⁺) sees Σ_W only on the span of the centred means), at O(N·d·r)
+    instead of the O(N·d²) of the d×d scatter; r = min(K − 1, d).
+    nearest: each sample's nearest class mean (row of ``stats.means``: the NCC prediction
+    of NC4), from the same coordinates.  With t the mean of the class means and
+    m_k = μ_k − t (which lie in the span),
+
+        ‖h − μ_k‖² − ‖h − t‖² = ‖m_k‖² − 2 (μ_y − t)·m_k − 2 (Vᵀ(h − μ_y))·(Vᵀ m_k),
+
+    so the argmin over k needs the r coordinates only (ties: the first k, as np.argmin).
+    """
+
+    basis: np.ndarray
+    scatter: np.ndarray
+    nearest: np.ndarray
+
+    @staticmethod
+    def pays_off(num_classes: int, dim: int) -> bool:
+        """Whether the O(N·d·r) pass beats the d×d scatter's O(N·d²/2) with a margin
+        (r < d/4: the pass also forms the NCC scores, O(N·r·K))."""
+        return 4 * (num_classes - 1) < dim
+
+    @classmethod
+    def from_features(cls, stats: ClassStats, features, labels) -> MeanSpan:
+        """The pass over ``features`` (N×d) and ``labels`` (original class ids), the
+        samples ``stats`` was built from (possibly restricted with `present_only`); every
+        class of ``stats`` must have samples."""
+        features = _as_features(features)
+        n, dim = features.shape
+        if dim != stats.dim or n != stats.total:
+            raise ValueError(
+                f"{features.shape} features, but the statistics are of "
+                f"{stats.total} samples of dimension {stats.dim}"
+            )
+        stats.require_all_present("the span of the centred class means")
+        row_of = np.full(int(stats.classes.max()) + 1, -1, np.int64)
+        row_of[stats.classes] = np.arange(stats.num_classes)
+        labels = _as_labels(labels, n, len(row_of))
+        rows_of_labels = row_of[labels]
+        counts = np.bincount(rows_of_labels[rows_of_labels >= 0], minlength=stats.num_classes)
+        if (rows_of_labels < 0).any() or not np.array_equal(counts, stats.counts):
+            raise ValueError("labels do not match the statistics' class counts")
+        rank = min(stats.num_classes - 1, dim)
+        basis = stats.between_class_eigenpairs(rank)[1]
+        centred = stats.means - stats.means.mean(axis=0)  # m_k, K×d
+        coords = basis.T @ centred.T  # Vᵀ m_k, r×K
+        offsets = np.sum(centred**2, axis=1) - 2.0 * (centred @ centred.T)  # row c: y = c
+        scatter = np.zeros((rank, rank))
+        nearest = np.empty(n, np.int64)
+        order = np.argsort(rows_of_labels, kind="stable")
+        ends = np.cumsum(counts)
+        sub = max(_SHIFT_ROWS, _SUB_BYTES // (8 * max(dim, 1)))
+        block = np.empty((min(n, sub), dim))
+        gathered = np.empty((min(n, sub), dim), features.dtype)
+        for c in range(stats.num_classes):
+            for pos in range(int(ends[c] - counts[c]), int(ends[c]), sub):
+                index = order[pos : min(pos + sub, int(ends[c]))]
+                rows = block[: len(index)]
+                np.take(features, index, 0, gathered[: len(index)], "clip")
+                np.subtract(gathered[: len(index)], stats.means[c], out=rows)
+                y = rows @ basis
+                scatter += y.T @ y
+                scores = y @ coords
+                scores *= -2.0
+                scores += offsets[c]
+                nearest[index] = np.argmin(scores, axis=1)
+        return cls(basis, scatter, nearest)
+
+    def quadratic(self, vectors) -> np.ndarray:
+        """vᵀ (Σ_c S_c) v for each column v of ``vectors`` (d×m, vectors in the span)."""
+        coords = self.basis.T @ np.asarray(vectors, np.float64)
+        return np.sum(coords * (self.scatter @ coords), axis=0)
