@@ -44,6 +44,15 @@ def assert_scatter_close(got, ref, rtol=1e-12):
     assert np.all(np.abs(got - ref) <= rtol * scale + 1e-300)
 
 
+CASES = [
+    "float32_offset_multi_block",
+    "float64_k100_unbalanced_absent",
+    "collapsed_with_outlier_first",
+    "float16_fortran_strided",
+    "ill_conditioned_columns",
+]
+
+
 def features_case(name):
     rng = np.random.default_rng(sum(map(ord, name)))
     if name == "float32_offset_multi_block":  # classes of ~2300 rows: several blocks each
@@ -77,16 +86,7 @@ def features_case(name):
     return h, y, k
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "float32_offset_multi_block",
-        "float64_k100_unbalanced_absent",
-        "collapsed_with_outlier_first",
-        "float16_fortran_strided",
-        "ill_conditioned_columns",
-    ],
-)
+@pytest.mark.parametrize("name", CASES)
 def test_class_stats_one_pass_matches_per_class_two_pass(name):
     h, y, k = features_case(name)
     means, scatters, traces = two_pass(h, y, k)
@@ -194,16 +194,7 @@ def test_nc4_float32_screening_equals_float64_nearest_means(monkeypatch):
     assert nc4(h, logits, means) == np.mean(np.argmax(logits, axis=1) != direct)
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "float32_offset_multi_block",
-        "float64_k100_unbalanced_absent",
-        "collapsed_with_outlier_first",
-        "float16_fortran_strided",
-        "ill_conditioned_columns",
-    ],
-)
+@pytest.mark.parametrize("name", CASES)
 def test_mean_span_gives_the_d_by_d_nc1_and_the_direct_nearest_means(name):
     h, y, k = features_case(name)
     stats = ClassStats.from_features(h, y, k).present_only()
