@@ -34,7 +34,7 @@ def render_figure(
     (so one figure builds without the other experiments); a study without runs reads
     its study table `table_path`."""
     from ncrepro.figures import save_figure
-    from ncrepro.stages.aggregate import aggregate_study
+    from ncrepro.stages.aggregate import KEY_COLUMNS, aggregate_study
 
     key, config, sheet = read_sheet(sheet_path)
     study = get(key)
@@ -44,7 +44,11 @@ def render_figure(
     if study.has_runs and figure.experiments:
         sheet = sheet[sheet["experiment"].isin(figure.experiments)]
         inputs = read_result_files(sheet_path, results, sheet["run"])
-        table = aggregate_study(sheet, inputs, runs_dir)
+        if sheet.empty:  # its experiments are switched off: no rows, the renderer says why
+            columns = [*KEY_COLUMNS, *(c for c in sheet.columns if c not in KEY_COLUMNS)]
+            table = pd.DataFrame(columns=columns)
+        else:
+            table = aggregate_study(sheet, inputs, runs_dir)
     elif study.has_runs:  # a figure of a run study drawn from its `inputs` only
         inputs, table = [], pd.DataFrame()
     else:

@@ -247,7 +247,10 @@ def sweep_grid(table: pd.DataFrame, config: dict, pair: str, columns, rows=ROWS,
     if not present:
         fig, ax = plt.subplots(figsize=(6, 2))
         ax.axis("off")
-        ax.text(0.5, 0.5, f"{pair}: no runs in this preset", ha="center", va="center")
+        off = not (pair_block(config, pair) or {}).get("enabled", True)
+        why = f"disabled in this configuration ({STUDY}.pairs.{pair}.enabled: false)"
+        text = f"{pair}: {why if off else 'no runs in this preset'}"
+        ax.text(0.5, 0.5, text, ha="center", va="center")
         return fig, table.iloc[0:0]
     fig, axes = plt.subplots(
         len(present), len(columns), figsize=(3.6 * len(columns), 2.7 * len(present)), squeeze=False

@@ -33,6 +33,7 @@ import pandas as pd
 
 from ncrepro.claims import NOT_TESTABLE, Claim, claims_frame, fmt, note
 from ncrepro.studies import TableOutput
+from ncrepro.studies.nc_limits.runs import disabled_reason
 from ncrepro.studies.nc_limits.transfer_figures import (
     TRAIN_SIZE_EXPERIMENT,
     TRANSFER_EXPERIMENT,
@@ -173,22 +174,6 @@ def _spearman(x, y) -> float:
 
 def _label(dataset, arch, seed=None) -> str:
     return f"{dataset}/{arch}" + ("" if seed is None or pd.isna(seed) else f" s{int(seed)}")
-
-
-def _block(config: dict, *keys: str) -> dict:
-    node = (config or {}).get("nc_limits") or {}
-    for key in keys:
-        node = (node or {}).get(key) or {}
-    return node
-
-
-def _disabled(config: dict, section: str | None = None) -> str | None:
-    """Why an experiment cannot have run (study or section disabled in config), else None."""
-    if not _block(config).get("enabled", True):
-        return "nc_limits disabled in config"
-    if section and not _block(config, section).get("enabled", True):
-        return f"experiment '{section}' disabled in config (nc_limits.{section}.enabled)"
-    return None
 
 
 def _curve_variances(table: pd.DataFrame, experiments) -> tuple[pd.DataFrame, pd.DataFrame, int]:
@@ -370,7 +355,7 @@ def _judge_panels(claim: Claim, panels: list[tuple], *, want_positive: bool, wha
 
 def _fig4_claims(table: pd.DataFrame, config: dict) -> list[dict]:
     """Claims on fig4's points: rho(TrainVar, StrongTestVar) < 0 and rho(TrainVar, acc) > 0."""
-    off = _disabled(config, TRAIN_SIZE_EXPERIMENT)
+    off = disabled_reason(config, TRAIN_SIZE_EXPERIMENT)
     if off:
         return [ANTI_CORRELATED.untestable(off), WORSE_ACCURACY.untestable(off)]
     per_run, points, _ = fig4_points(table)
@@ -419,7 +404,7 @@ def _fig4_claims(table: pd.DataFrame, config: dict) -> list[dict]:
 
 def _fig5_claim(table: pd.DataFrame, config: dict) -> dict:
     """Claim on fig5's points: rho(StrongTestVar, fine-tuned accuracy) > 0 in every panel."""
-    off = _disabled(config, TRANSFER_EXPERIMENT)
+    off = disabled_reason(config, TRANSFER_EXPERIMENT)
     if off:
         return TRANSFER_WORSE.untestable(off)
     per_ckpt, points, _ = fig5_points(table)
@@ -448,7 +433,7 @@ def claims(table: pd.DataFrame, config: dict) -> pd.DataFrame:
     ``table``: the study's long table; ``config``: {"preset", "datasets", "nc_limits": block}
     (read: nc_limits.enabled, nc_limits.train_size.enabled, nc_limits.transfer.enabled).
     """
-    off = _disabled(config)
+    off = disabled_reason(config)
     if off or table.empty:
         reason = off or "the nc_limits table is empty"
         return claims_frame(c.untestable(reason) for c in ALL_CLAIMS)

@@ -66,12 +66,33 @@ def _grid_column(arch: str, dataset: str, study: dict) -> str:
     return arch
 
 
+def section_enabled(config: dict, section: str) -> bool:
+    """Whether an optional experiment ("train_size", "transfer") has runs: its block is
+    present with `enabled: true`."""
+    return bool(((config.get(STUDY) or {}).get(section) or {}).get("enabled", False))
+
+
+def disabled_reason(config: dict, section: str | None = None) -> str | None:
+    """Why the study, or its optional experiment `section`, has no runs: it is switched
+    off (`enabled: false`) in this configuration; else None. Said by its figures and
+    claims; a config without the key (a test's partial one) switches nothing off."""
+    block = (config or {}).get(STUDY) or {}
+    if not block.get("enabled", True):
+        return f"{STUDY} is disabled in this configuration ({STUDY}.enabled: false)"
+    if section and not (block.get(section) or {}).get("enabled", True):
+        return (
+            f"experiment '{section}' is disabled in this configuration "
+            f"({STUDY}.{section}.enabled: false)"
+        )
+    return None
+
+
 def train_size_runs(config: dict) -> list[Run]:
     """fig4: balanced subsets of N train images, trained until the loss is below
     `stop_loss` (or the step cap), one subset per seed."""
-    block = config[STUDY].get("train_size") or {}
-    if not block.get("enabled", False):
+    if not section_enabled(config, "train_size"):
         return []
+    block = config[STUDY]["train_size"]
     training = {
         "steps": block["steps"],
         "stop_loss": block["stop_loss"],
@@ -98,9 +119,9 @@ def train_size_runs(config: dict) -> list[Run]:
 def transfer_runs(config: dict) -> list[Run]:
     """fig5: superclass pretraining with checkpoints; every checkpoint gets fine-tuning
     probes (one per LR) and a linear probe on the disjoint fine-tuning pool."""
-    block = config[STUDY].get("transfer") or {}
-    if not block.get("enabled", False):
+    if not section_enabled(config, "transfer"):
         return []
+    block = config[STUDY]["transfer"]
     training = {"steps": block["steps"], "checkpoints": block["checkpoints"]}
     runs = []
     for setting in block["settings"]:
@@ -140,7 +161,7 @@ def check_config(config: dict) -> list[str]:
     datasets = config.get("datasets", {})
     used = [study["curves"]["dataset"], *study["grid"]["datasets"]]
     for block in ("train_size", "transfer"):
-        if (study.get(block) or {}).get("enabled"):
+        if section_enabled(config, block):
             used += [s["dataset"] for s in study[block].get("settings", [])]
     for key in used:
         if key not in datasets:
