@@ -14,7 +14,7 @@ from ncrepro.models.base import Outputs
 from ncrepro.probes.finetune import extract_features
 from ncrepro.train import build_for_spec, load_checkpoint, train
 from ncrepro.train.augment import (
-    _crop_flip_grid,
+    _crop_flip_theta,
     _hsv_to_rgb,
     _rgb_to_hsv,
     multi_view,
@@ -56,7 +56,8 @@ def test_full_crop_is_the_identity_and_flip_mirrors():
     torch.testing.assert_close(out[0], x[0])
     torch.testing.assert_close(out[1], x[1].flip(-1))
     # drawn crops stay inside the image: every sampling point within [-1, 1]
-    grids = _crop_flip_grid(view_generator(0, 0, 0), 500, 8, 8)
+    theta = _crop_flip_theta(view_generator(0, 0, 0), 500).reshape(500, 2, 3)
+    grids = F.affine_grid(theta, [500, 1, 8, 8], align_corners=False)
     assert float(grids.abs().max()) <= 1.0 + 1e-6
 
 

@@ -6,6 +6,14 @@ The pretrained model is copied; its classifier is replaced by a new, seeded
 the copy is evaluated on the downstream test set. The pretrained model itself is
 never modified.
 
+The training losses stay on the device and are read every `check_every` steps and at
+the end (one transfer each, `ncrepro.train.loop.PendingSteps`), as the training loop
+reads them at its logging steps: a divergence (NaN/inf loss) is noticed at the next read
+and recorded where it happened (status "diverged", `steps_done` the step whose loss was
+not finite, `last_batch_loss` that loss), as a per-step check would; the steps run after
+it until the read are wasted compute (the one trace they leave: the model `return_model`
+gives for a diverged fine-tune has taken them too).
+
 Determinism: the new head's init, the batch order (`batch_indices`, seeded by
 (seed, step)) and any stochastic layer (dropout) use RNG state forked from the
 global one and seeded with `seed`, so a call is a pure function of its inputs on
@@ -23,7 +31,7 @@ from torch import nn
 from ncrepro.metrics import accuracy as _accuracy
 from ncrepro.metrics import cross_entropy as _cross_entropy
 from ncrepro.train.device_data import DeviceDataset, Normalizer
-from ncrepro.train.loop import resolve_device
+from ncrepro.train.loop import PendingSteps, resolve_device
 from ncrepro.train.objectives import CrossEntropy
 from ncrepro.train.optim import SGD
 from ncrepro.train.steps import StepLoop, place_model
@@ -115,6 +123,7 @@ def finetune_probe(
     augment: str = "none",
     eval_batch_size: int = 1024,
     return_model: bool = False,
+    check_every: int = 100,
 ) -> dict:
     """Fine-tune a copy of `model` with a new head on a downstream task; test accuracy.
 
@@ -131,8 +140,11 @@ def finetune_probe(
     "train_accuracy", "train_loss" (eval mode, full downstream train set),
     "last_batch_loss", "n_train", "n_test"} (+ "model" with `return_model`).
     A NaN/inf training loss or non-finite evaluation logits gives status "diverged"
-    with NaN accuracies and losses; no exception is raised.
+    with NaN accuracies and losses; no exception is raised. The losses are read from
+    the device every `check_every` steps and at the end (see the module docstring).
     """
+    if not (isinstance(check_every, int) and check_every >= 1):
+        raise ValueError(f"check_every must be an integer >= 1, got {check_every!r}")
     dev = _device(device)
     norm = _normalizer(normalizer, train_images, dev)
     data = DeviceDataset(train_images, train_labels, dev)
@@ -161,12 +173,16 @@ def finetune_probe(
             augment=augment,
         )
         net.train()
+        pending = PendingSteps(scored=False)
         while step < steps:
-            result = loop.run(step)
-            step, last_loss = step + 1, result.loss
-            if result.diverged:
-                status = "diverged"
-                break
+            step += 1
+            pending.add(step, loop.run(step - 1))
+            if step % check_every == 0 or step == steps:
+                entries, divergence = pending.flush()  # the interval's one read
+                if divergence:
+                    status, step, last_loss = "diverged", divergence.step, divergence.loss
+                    break
+                last_loss = entries[-1][0]
 
     result = {
         "status": status,

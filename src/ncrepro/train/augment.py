@@ -17,7 +17,10 @@ the distribution of the transform close, none changes what it does):
 
 Every random number comes from a CPU `torch.Generator` seeded by (seed, step, view), so
 a view is a pure function of (images, seed, step, view) on every device: a resumed run
-replays exactly the views of an uninterrupted one.
+replays exactly the views of an uninterrupted one. A view's numbers are drawn as one
+small table (`view_draws`: the crop's affine map, then the colour parameters) and a
+step's tables reach the device in one copy (`ncrepro.train.device_data.to_device`, which
+does not make the host wait for the GPU); the crop grid is built from them there.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+from ncrepro.train.device_data import to_device
 
 CROP_SCALE = (0.2, 1.0)
 CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
@@ -78,8 +83,9 @@ def _hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _crop_flip_grid(gen: torch.Generator, n: int, h: int, w: int) -> torch.Tensor:
-    """Affine sampling grids (n×h×w×2) of one random resized crop + flip per image."""
+def _crop_flip_theta(gen: torch.Generator, n: int) -> torch.Tensor:
+    """The affine maps (n×6 float32, rows of 2×3) of one random resized crop + flip per
+    image, in output → input coordinates of `F.affine_grid`."""
     area = _uniform(gen, n, *CROP_SCALE)
     log_ratio = _uniform(gen, n, math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1]))
     ratio = torch.exp(log_ratio)
@@ -93,7 +99,28 @@ def _crop_flip_grid(gen: torch.Generator, n: int, h: int, w: int) -> torch.Tenso
     theta[:, 0, 2] = 2 * cx - 1
     theta[:, 1, 1] = crop_h
     theta[:, 1, 2] = 2 * cy - 1
-    return F.affine_grid(theta.float(), [n, 1, h, w], align_corners=False)
+    return theta.float().reshape(n, 6)
+
+
+def _colour_draws(gen: torch.Generator, n: int) -> torch.Tensor:
+    """ColorJitter's and RandomGrayscale's numbers per image (n×6 float32): jitter
+    applied (0/1), brightness, contrast and saturation factors, hue shift, grey (0/1)."""
+    apply = torch.rand(n, generator=gen) < JITTER_P
+    factors = [
+        _uniform(gen, n, 1 - JITTER[k], 1 + JITTER[k]).float()
+        for k in ("brightness", "contrast", "saturation")
+    ]
+    hue = _uniform(gen, n, -JITTER["hue"], JITTER["hue"]).float()
+    grayscale = torch.rand(n, generator=gen) < GRAYSCALE_P
+    return torch.stack((apply.float(), *factors, hue, grayscale.float()), dim=1)
+
+
+def view_draws(seed: int, step: int, view: int, n: int, colour: bool = True) -> torch.Tensor:
+    """Every random number of one view of n images (CPU, float32): n×6 affine maps of the
+    crop and flip, then (`colour`) the n×6 colour parameters, n×12 in all."""
+    gen = view_generator(seed, step, view)
+    theta = _crop_flip_theta(gen, n)
+    return torch.cat((theta, _colour_draws(gen, n)), dim=1) if colour else theta
 
 
 def _blend(x: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
@@ -101,19 +128,14 @@ def _blend(x: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.
     return (factor * x + (1 - factor) * other).clamp(0.0, 1.0)
 
 
-def _color(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """ColorJitter(0.4, 0.4, 0.4, 0.1) with probability 0.8, then grayscale with 0.2."""
-    n, channels = x.shape[:2]
-    dev = x.device
-
-    def factors(spread):
-        return _uniform(gen, n, 1 - spread, 1 + spread).float().to(dev)[:, None, None, None]
-
-    apply = (torch.rand(n, generator=gen) < JITTER_P).to(dev)[:, None, None, None]
-    brightness, contrast = factors(JITTER["brightness"]), factors(JITTER["contrast"])
-    saturation = factors(JITTER["saturation"])
-    hue = _uniform(gen, n, -JITTER["hue"], JITTER["hue"]).float().to(dev)[:, None, None]
-    grayscale = (torch.rand(n, generator=gen) < GRAYSCALE_P).to(dev)[:, None, None, None]
+def _color(x: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+    """ColorJitter(0.4, 0.4, 0.4, 0.1) with probability 0.8, then grayscale with 0.2;
+    `draws`: `_colour_draws`' n×6 numbers, on x's device."""
+    channels = x.shape[1]
+    per_image = draws[:, :, None, None, None]  # column k: n×1×1×1
+    apply, grayscale = per_image[:, 0] > 0.5, per_image[:, 5] > 0.5
+    brightness, contrast, saturation = per_image[:, 1], per_image[:, 2], per_image[:, 3]
+    hue = draws[:, 4, None, None]
 
     y = (x * brightness).clamp(0.0, 1.0)
     gray = y.mean(dim=(1, 2, 3), keepdim=True) if channels == 1 else _gray(y)
@@ -129,18 +151,25 @@ def _color(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return y
 
 
+def _apply_view(batch: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+    """The view of a uint8 batch that `view_draws`' table (on the batch's device) gives:
+    6 columns the crop and flip only, 12 with colour."""
+    n, _, h, w = batch.shape
+    x = batch.float() / 255.0
+    theta = draws[:, :6].reshape(n, 2, 3).contiguous()
+    grid = F.affine_grid(theta, [n, 1, h, w], align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return (_color(x, draws[:, 6:]) if draws.shape[1] > 6 else x) * 255.0
+
+
 def supcon_view(
     batch: torch.Tensor, step: int, seed: int, view: int, *, colour: bool = True
 ) -> torch.Tensor:
     """One SupCon view of a uint8 batch (N×C×H×W): float32 on the batch's device, in the
     0..255 range of the input (so `Normalizer` treats it like the uint8 images).
     `colour` False: the random resized crop and flip only (augment "supcon_geometric")."""
-    n, _, h, w = batch.shape
-    gen = view_generator(seed, step, view)
-    x = batch.float() / 255.0
-    grid = _crop_flip_grid(gen, n, h, w).to(batch.device)
-    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return (_color(x, gen) if colour else x) * 255.0
+    draws = view_draws(seed, step, view, len(batch), colour)
+    return _apply_view(batch, to_device(draws, batch.device))
 
 
 # The view pipelines a run can name (spec training.augment): SupCon's, and its geometric
@@ -155,4 +184,6 @@ def multi_view(
     """`views` views of every image (pipeline `augment`), stacked view-major: rows
     v·N .. (v+1)·N − 1 are view v of the N images (the layout `Batch.per_view` undoes)."""
     colour = VIEW_AUGMENTATIONS[augment]
-    return torch.cat([supcon_view(batch, step, seed, v, colour=colour) for v in range(views)])
+    draws = torch.stack([view_draws(seed, step, v, len(batch), colour) for v in range(views)])
+    draws = to_device(draws, batch.device)  # the step's one copy of random numbers
+    return torch.cat([_apply_view(batch, draws[v]) for v in range(views)])

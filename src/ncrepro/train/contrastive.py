@@ -30,7 +30,10 @@ def supcon_loss(
     """SupCon loss of `embeddings` (N×V×d, or N×d for one view) with `labels` (N).
 
     `normalize` L2-normalizes each embedding first (the SupCon projection head's output
-    is normalized). Computed in float32 whatever the input dtype (autocast on CUDA)."""
+    is normalized). Computed in float32 whatever the input dtype (autocast on CUDA).
+    No host sync: the mean over the anchors with a positive is a masked sum divided by
+    their count on the device (the same bits as a mean over the selected anchors when
+    every anchor has one, as with V >= 2 views; else equal up to float32 rounding)."""
     if embeddings.ndim == 2:
         embeddings = embeddings[:, None, :]
     if embeddings.ndim != 3 or embeddings.shape[0] != labels.shape[0]:
@@ -42,6 +45,8 @@ def supcon_loss(
     z = embeddings.float().transpose(0, 1).reshape(n * views, -1)  # view-major, as SupCon
     if normalize:
         z = F.normalize(z, dim=1)
+    if n * views < 2:  # one embedding: no positive, no signal; keep the graph
+        return z.sum() * 0.0
     y = labels.repeat(views)
     logits = z @ z.T / temperature
     self_mask = torch.eye(n * views, dtype=torch.bool, device=z.device)
@@ -50,8 +55,9 @@ def supcon_loss(
     positives = (y[:, None] == y[None, :]) & ~self_mask
     n_pos = positives.sum(1)
     has = n_pos > 0
-    if not bool(has.any()):
-        return z.sum() * 0.0  # no anchor has a positive: no signal, keep the graph
-    mean_log_prob = log_prob.masked_fill(~positives, 0.0).sum(1)[has] / n_pos[has]
+    # the mean over the anchors `has` as a masked sum, not a selection: the number of
+    # anchors stays on the device (no host sync); 0 when no anchor has a positive
+    mean_log_prob = log_prob.masked_fill(~positives, 0.0).sum(1) / n_pos.clamp(min=1)
+    total = torch.where(has, mean_log_prob, 0.0).sum()
     scale = 1.0 if base_temperature is None else temperature / base_temperature
-    return -scale * mean_log_prob.mean()
+    return -scale * (total / has.sum().clamp(min=1))

@@ -9,7 +9,7 @@ exactly as an uninterrupted run would (bit-identical on CPU). One update is
 
 The loop reads numbers from the device only when it needs them: each step's loss and
 correct count stay device tensors until the next logging step, checkpoint or resume save
-(`_Pending`), where one transfer brings the whole interval's values back; between them
+(`PendingSteps`), where one transfer brings the whole interval's values back; between them
 the host only queues work. Divergence (a NaN/inf loss) is therefore noticed within one
 logging interval (`log_every` steps) and always before a checkpoint or resume state is
 written, and recorded at the step where it happened, exactly as a per-step check would:
@@ -98,7 +98,7 @@ class _Divergence:
     result: StepResult
 
 
-class _Pending:
+class PendingSteps:
     """The steps since the last read of the device: their losses and correct counts as
     device tensors, read back in one transfer by `flush`."""
 
@@ -233,7 +233,7 @@ def train(
         "channels_last": uses_channels_last(device, train_images.ndim == 4),
     }
     scored = getattr(model, "classifier", None) is not None  # accuracy needs logits
-    pending = _Pending(scored)
+    pending = PendingSteps(scored)
 
     step, log_rows, written = 0, [], {}
     window_loss, window_correct, window_n = 0.0, 0, 0

@@ -30,6 +30,7 @@ from torch import nn
 
 from ncrepro.models.base import Outputs
 from ncrepro.train.contrastive import supcon_loss
+from ncrepro.train.device_data import to_device
 
 
 @dataclass
@@ -333,17 +334,16 @@ class GCPenalty(Objective):
             for m, momentum in zip(norms, saved, strict=True):
                 m.momentum = momentum
         out = (out.logits if self.on == "logits" else out.features).float()
+        # cotangents made without a host sync: no index tensor built from Python numbers
+        # on the device, and the CPU draws in one copy that the host does not wait for
         if self.estimator == "exact":
-            cotangents = [
-                torch.zeros_like(out).index_fill_(1, torch.tensor([k], device=out.device), 1.0)
-                for k in range(out.shape[1])
-            ]
+            cotangents = [torch.zeros_like(out) for _ in range(out.shape[1])]
+            for k, cotangent in enumerate(cotangents):
+                cotangent[:, k].fill_(1.0)
         else:
             gen = torch.Generator().manual_seed(1_000_003 * self._step + 12_345)
-            cotangents = [
-                torch.randn(out.shape, generator=gen).to(out.device)
-                for _ in range(self.projections)
-            ]
+            draws = [torch.randn(out.shape, generator=gen) for _ in range(self.projections)]
+            cotangents = to_device(torch.stack(draws), out.device).unbind(0)
         total = out.new_zeros(())
         for cotangent in cotangents:
             (grad,) = torch.autograd.grad(out, x, cotangent, create_graph=True)

@@ -8,7 +8,8 @@ optimizer state, seed, step): the batch `batch_indices(n, batch_size, step, seed
 (step, epoch), the objective's coefficients at (step, epoch), the forward pass in the
 loop's precision, zero_grad → backward → optimizer step. Callers own everything around
 it (resume, checkpoints, logging, evaluation) and stop on a non-finite loss
-(`StepResult.diverged` reads it at once; the training loop reads an interval's at once).
+(`StepResult.diverged` reads it at once; the training loop and the fine-tuning probe
+read an interval's at once).
 
 Precision is explicit (`PRECISIONS`): "fp32" (the CPU default: float32, no autocast,
 bit-identical reruns) or "bf16-autocast" (the CUDA default: the forward pass under
