@@ -10,7 +10,7 @@ import json
 import pandas as pd
 import pytest
 import yaml
-from pipeline import job_counts, snakemake, workflow_copy
+from pipeline import REPO, job_counts, snakemake, workflow_copy
 
 from ncrepro.claims import NOT_TESTABLE
 from ncrepro.stages.aggregate import KEY_COLUMNS
@@ -43,7 +43,8 @@ def provenance(work, path: str) -> dict:
 
 
 def figure_texts(fig) -> str:
-    return " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
+    """The texts on the figure's axes, wrapped lines joined."""
+    return " ".join(t.get_text() for ax in fig.axes for t in ax.texts).replace("\n", " ")
 
 
 @pytest.mark.slow
@@ -150,3 +151,129 @@ def test_ib_supcon_without_zero_shot_plans(tmp_path):
     _key, _config, sheet_off = read_sheet(off / RESULTS / "sheets/ib_supcon.json")
     assert "zero_shot" in set(sheet_on["experiment"])
     assert set(sheet_off["experiment"]) == {"in_domain"}
+
+
+def renderer_config(tmp_path, key: str, override: dict) -> dict:
+    """What `key`'s renderers see (`study_config`) under the smoke preset plus `override`."""
+    from ncrepro.config import load_config
+    from ncrepro.studies import study_config
+
+    (tmp_path / "override.yaml").write_text(yaml.safe_dump(override))
+    config = load_config(
+        REPO / "config.yaml", REPO / "presets/smoke.yaml", tmp_path / "override.yaml"
+    )
+    return study_config(config, key)
+
+
+ZERO_SHOT_OFF = (
+    "experiment 'zero_shot' is disabled in this configuration (ib_supcon.zero_shot.enabled: false)"
+)
+
+
+def test_ib_supcon_zero_shot_off_says_so_in_fig4_and_tables(tmp_path):
+    """zero_shot off: fig4's panels A and C and its caption, Table 3's and Table 1's notes
+    and both zero-shot claims say it is disabled, by which key; with it on, none does."""
+    from ncrepro.studies.ib_supcon import claims, figures, tables
+
+    off = renderer_config(tmp_path, "ib_supcon", {"ib_supcon": {"zero_shot": {"enabled": False}}})
+    on = renderer_config(tmp_path, "ib_supcon", {})
+    empty = pd.DataFrame(columns=[*KEY_COLUMNS, "probe", "task"])
+
+    fig, rows, caption = figures.fig4(empty, off)
+    axes = fig.axes
+    assert rows.empty
+    for panel, ax in (("A", axes[0]), ("C", axes[2])):
+        text = " ".join(t.get_text() for t in ax.texts).replace("\n", " ")
+        assert text == f"{panel} is not drawn: {ZERO_SHOT_OFF}"
+    assert not axes[1].texts  # B (in-domain) is not about the switch
+    assert f"A and C are not drawn: {ZERO_SHOT_OFF}; their claims are not testable." in caption
+    assert "not drawn" not in figures.fig4(empty, on)[2] + figure_texts(figures.fig4(empty, on)[0])
+
+    note3 = tables.table3(empty, off).note
+    assert note3.startswith(f"Not filled in this run (every cell): {ZERO_SHOT_OFF};")
+    source = off["ib_supcon"]["zero_shot"]["source"]["paper"]
+    assert tables.table1(empty, off).note.startswith(
+        f"Not filled in this run (the zero-shot source column {source}): {ZERO_SHOT_OFF};"
+    )
+    assert "Not filled" not in tables.table3(empty, on).note + tables.table1(empty, on).note
+
+    ids = {"zero_shot_needs_more_dims", "ib_scalings_equal_zero_shot"}
+    rows = claims._zero_shot(empty, off)  # the zero-shot rows of the claims table
+    assert {r["claim_id"] for r in rows} == ids
+    assert all(r["verdict"] == NOT_TESTABLE and r["detail"] == ZERO_SHOT_OFF for r in rows)
+
+
+def _sweep_table() -> pd.DataFrame:
+    """A gc_transfer long table of one sweep, fig1's lr at three values: end GC and CDNV
+    both rise with the LR (so its two claims are judged)."""
+    rows = []
+    for i, lr in enumerate((0.01, 0.05, 0.1)):
+        for metric, probe, value in (("gc", "geometric", 1.0 + i), ("cdnv", None, 0.1 * (i + 1))):
+            rows.append(
+                {
+                    "experiment": "fig1_lr",
+                    "run": f"r{i}",
+                    "pair": "fig1",
+                    "dataset": "digits",
+                    "sweep_value": lr,
+                    "step": 10,
+                    "metric": metric,
+                    "split": "train",
+                    "probe": probe,
+                    "value": value,
+                    "status": "completed",
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_gc_transfer_disabled_pair_claims(tmp_path):
+    """fig11 off: its sweep claims are rows, not testable, with the switch as reason; the
+    other rows are the same as with fig11 on (and without its runs)."""
+    from ncrepro.studies.gc_transfer.claims import claims
+
+    on = renderer_config(tmp_path, "gc_transfer", {})
+    off = renderer_config(
+        tmp_path, "gc_transfer", only("gc_transfer", pairs={"fig11": {"enabled": False}})
+    )
+    judged = claims(_sweep_table(), on).set_index("claim_id")
+    frame = claims(_sweep_table(), off).set_index("claim_id")
+    new = frame.loc[frame.index.difference(judged.index)]
+    assert sorted(new.index) == ["gc_cdnv_fig11_penalty", "penalty_lowers_gc_fig11"]
+    reason = (
+        "pair 'fig11' is disabled in this configuration (gc_transfer.pairs.fig11.enabled: false)"
+    )
+    assert (new["verdict"] == NOT_TESTABLE).all() and (new["detail"] == reason).all()
+    assert (new["n"] == 0).all() and new["value"].isna().all()
+    pd.testing.assert_frame_equal(frame.loc[judged.index], judged)
+    # fig1's lr sweep: rho(end GC, end CDNV) = +1 and rho(lr, end GC) = +1 (not < 0)
+    assert judged.loc["gc_cdnv_fig1_lr", "value"] == 1.0
+    assert judged.loc["lr_lowers_gc_fig1", "verdict"] == "not supported"
+
+
+def test_gc_transfer_bound_pair_off(tmp_path):
+    """fig1 off while `bound.pair` names it: the config is valid, fig3 is built in one job
+    and says fig1 is disabled (no caption about its run); the claims on fig3's run, fig2's
+    probe and fig1's Poincare constant give that reason."""
+    from ncrepro.studies.gc_transfer.claims import claims
+
+    override = only("gc_transfer", pairs={"fig1": {"enabled": False}})
+    work, result = run_with(tmp_path, override, f"{RESULTS}/figures/gc_transfer/fig3.pdf")
+    assert job_counts(result.stderr) == {"gc_transfer_figure": 1, "total": 1}
+    record = provenance(work, "figures/gc_transfer/fig3")
+    reason = "pair 'fig1' is disabled in this configuration (gc_transfer.pairs.fig1.enabled: false)"
+    assert (
+        record["caption"]
+        == f"Figure 3 is not drawn: {reason}. Its claims are not testable in this run."
+    )
+    assert record["rows"]["count"] == 0 and record["runs"] == []
+
+    config = renderer_config(tmp_path, "gc_transfer", override)
+    assert config["gc_transfer"]["bound"]["pair"] == "fig1"
+    frame = claims(_sweep_table().assign(experiment="fig4_lr", pair="fig4"), config)
+    frame = frame.set_index("claim_id")
+    fig3_run = ["bound_above_ncc_error", "bound_non_vacuous", "cdnv_below_geometric_collapse"]
+    fig3_run += [f"sampled_gc_{e}" for e in ("batch", "entries", "outputs", "projections")]
+    fig3_run += ["gc_cdnv_fig1_lr", "lr_lowers_gc_fig1"]
+    assert (frame.loc[fig3_run, "detail"] == reason).all()
+    assert frame.loc["gc_cdnv_fig4_lr", "value"] == 1.0  # the enabled pair is judged

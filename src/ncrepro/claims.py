@@ -15,7 +15,8 @@ A study's ``claims(table, config)`` returns one row per claim with the columns `
 A study declares each claim once as a ``Claim`` (the fixed text) and turns it into a row with
 ``Claim.judged`` (a rule decided pass / fail) or ``Claim.untestable`` (the data are absent);
 ``claims_frame`` assembles and validates the rows; ``note`` is the text the rendered table
-shows above it.  Nothing here knows about any study.
+shows above it; ``disabled_reason`` says why a switched-off part of a study has no rows (its
+claims' detail, its figures' and tables' captions). Nothing here knows about any study.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ __all__ = [
     "check_claims",
     "note",
     "fmt",
+    "disabled_reason",
 ]
 
 SUPPORTED = "supported"
@@ -158,6 +160,24 @@ def note(config: dict | None, module: str) -> str:
         "(detail says why). `value` is the `statistic`; `criterion` turns it into the verdict. "
         f"The thresholds are constants in `{module}`, fixed from the paper's wording."
     )
+
+
+def disabled_reason(config: dict | None, study: str, *path: str, part: str = "experiment"):
+    """Why study `study`, or its part at config path `path` (e.g. "pairs", "fig11"), has no
+    runs: it, or a block on the way, is switched off (`enabled: false`) in this
+    configuration; else None. `part` names what the last key is (experiment, pair). A
+    block without the key (a test's partial config) switches nothing off."""
+    node = (config or {}).get(study) or {}
+    if not node.get("enabled", True):
+        return f"{study} is disabled in this configuration ({study}.enabled: false)"
+    for depth, key in enumerate(path, start=1):
+        node = node.get(key) or {}
+        if not node.get("enabled", True):
+            return (
+                f"{part} '{key}' is disabled in this configuration "
+                f"({'.'.join((study, *path[:depth]))}.enabled: false)"
+            )
+    return None
 
 
 def fmt(x: float, digits: int = 3) -> str:

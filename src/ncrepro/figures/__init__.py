@@ -78,6 +78,30 @@ def add_caption(fig, caption: str) -> None:
     fig.text(0.01, 0.0, text, ha="left", va="top", fontsize=7.5)
 
 
+def not_drawn_panel(ax, what: str, reason: str, width: int = 60) -> str:
+    """Write on `ax` (no ticks, no data) that `what` is not drawn and why (e.g. the part
+    of the study it shows is switched off, `ncrepro.claims.disabled_reason`); return
+    the sentence for the caption."""
+    import textwrap
+
+    sentence = f"{what} is not drawn: {reason}"
+    text = "\n".join(textwrap.wrap(sentence, width))
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.3")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return sentence
+
+
+def disabled_figure(table, title: str, reason: str):
+    """`(figure, no rows, caption)` of a figure whose experiments are switched off: says
+    so (every figure stays a target, so the report and `ncrepro audit` find one file)."""
+    fig, ax = plt.subplots(figsize=(5.6, 1.6))
+    ax.axis("off")
+    caption = f"{not_drawn_panel(ax, title, reason)}. Its claims are not testable in this run."
+    add_caption(fig, caption)
+    return fig, table.iloc[0:0], caption
+
+
 def plain_log_ticks(ax) -> None:
     """Log axes labelled 10, 100, 0.5 ... instead of 10^1, 5x10^-1."""
     from matplotlib.ticker import FuncFormatter, LogLocator

@@ -33,7 +33,9 @@ import pandas as pd
 from ncrepro.claims import Claim, claims_frame, fmt, note
 from ncrepro.studies import TableOutput
 from ncrepro.studies.gc_transfer.figures import (
+    bound_pair,
     final_values,
+    pair_off,
     sampling_rows,
     sampling_summary,
     select,
@@ -95,15 +97,20 @@ def _rho_claim(claim: Claim, a: pd.DataFrame, b: pd.DataFrame | None, sign: int,
     return claim.judged(rho, sign * rho > 0, n, f"{what}; end values {pairs}")
 
 
-def _distinct_sweeps(table: pd.DataFrame, config: dict, pairs) -> list[tuple[str, str, str]]:
-    """(pair, sweep, note) of every sweep with runs, in `pairs` order; a sweep whose runs
-    are exactly those of an earlier one (a quick preset drawing fig6 from fig4's runs) is
-    judged once, its note naming the figures that share it."""
+def _distinct_sweeps(table: pd.DataFrame, config: dict, pairs) -> list[tuple]:
+    """(pair, sweep, note, off) of every sweep with runs, in `pairs` order; a sweep whose
+    runs are exactly those of an earlier one (a quick preset drawing fig6 from fig4's runs)
+    is judged once, its note naming the figures that share it. A switched-off pair's
+    configured sweeps come with `off`, why they have no runs (their claims: not testable)."""
     block = config[STUDY]["pairs"]
     seen: dict[frozenset, int] = {}
     out: list[list] = []
     for pair in pairs:
-        if pair not in block or not block[pair].get("enabled", True):
+        if pair not in block:
+            continue
+        if off := pair_off(config, pair):
+            sweeps = block[pair].get("sweeps") or PAIR_ROWS[pair]
+            out += [[pair, sweep, [], off] for sweep in PAIR_ROWS[pair] if sweep in sweeps]
             continue
         for sweep in PAIR_ROWS[pair]:
             runs = frozenset(table.loc[table["experiment"] == f"{pair}_{sweep}", "run"])
@@ -113,52 +120,42 @@ def _distinct_sweeps(table: pd.DataFrame, config: dict, pairs) -> list[tuple[str
                 out[seen[runs, sweep]][2].append(pair)
                 continue
             seen[runs, sweep] = len(out)
-            out.append([pair, sweep, []])
+            out.append([pair, sweep, [], None])
     return [
-        (p, s, f" (the same runs as {', '.join(also)}'s {s} row)" if also else "")
-        for p, s, also in out
+        (p, s, f" (the same runs as {', '.join(also)}'s {s} row)" if also else "", off)
+        for p, s, also, off in out
     ]
 
 
 def _sweep_claims(table: pd.DataFrame, config: dict) -> list[dict]:
     rows = []
-    for pair, sweep, shared in _distinct_sweeps(table, config, COLLAPSE_PAIRS):
+    for pair, sweep, shared, off in _distinct_sweeps(table, config, COLLAPSE_PAIRS):
+        words = SWEEP_WORDS[sweep]
+        together = Claim(
+            f"gc_cdnv_{pair}_{sweep}",
+            f"Lower embedding GC comes with lower CDNV (more neural collapse) across "
+            f"the {sweep} sweep ({pair}).",
+            f"Sec. 4.1, Prop. 4.1; Fig. {pair[3:]}",
+            "Spearman rho over the sweep values of (end-of-training GC, end-of-training "
+            "train CDNV), means over seeds; GC of the penultimate embedding",
+            "rho > 0",
+        )
+        lowers = Claim(
+            f"{sweep}_lowers_gc_{pair}",
+            f"{words[0].upper() + words[1:]} gives lower embedding GC ({pair}).",
+            f"Sec. 4.1 (after Dherin et al. 2022); Fig. {pair[3:]}",
+            f"Spearman rho over the {sweep} sweep of ({sweep}, end-of-training GC)",
+            "rho < 0" if GC_DIRECTION[sweep] < 0 else "rho > 0",
+        )
+        if off:
+            rows += [together.untestable(off), lowers.untestable(off)]
+            continue
         experiment = f"{pair}_{sweep}"
         gc = _end(table, experiment, "gc", "train", "geometric")
         cdnv = _end(table, experiment, "cdnv", "train", None)
-        words = SWEEP_WORDS[sweep]
-        rows.append(
-            _rho_claim(
-                Claim(
-                    f"gc_cdnv_{pair}_{sweep}",
-                    f"Lower embedding GC comes with lower CDNV (more neural collapse) across "
-                    f"the {sweep} sweep ({pair}).",
-                    f"Sec. 4.1, Prop. 4.1; Fig. {pair[3:]}",
-                    "Spearman rho over the sweep values of (end-of-training GC, end-of-training "
-                    "train CDNV), means over seeds; GC of the penultimate embedding",
-                    "rho > 0",
-                ),
-                gc,
-                cdnv,
-                +1,
-                f"{pair} {sweep}{shared}",
-            )
-        )
-        rows.append(
-            _rho_claim(
-                Claim(
-                    f"{sweep}_lowers_gc_{pair}",
-                    f"{words[0].upper() + words[1:]} gives lower embedding GC ({pair}).",
-                    f"Sec. 4.1 (after Dherin et al. 2022); Fig. {pair[3:]}",
-                    f"Spearman rho over the {sweep} sweep of ({sweep}, end-of-training GC)",
-                    "rho < 0" if GC_DIRECTION[sweep] < 0 else "rho > 0",
-                ),
-                gc,
-                None,
-                GC_DIRECTION[sweep],
-                f"{pair} {sweep}{shared}",
-            )
-        )
+        what = f"{pair} {sweep}{shared}"
+        rows.append(_rho_claim(together, gc, cdnv, +1, what))
+        rows.append(_rho_claim(lowers, gc, None, GC_DIRECTION[sweep], what))
     return rows
 
 
@@ -183,6 +180,8 @@ def _poincare_claim(table: pd.DataFrame, config: dict) -> dict:
     points = points.drop_duplicates(["run", "step"])
     pairs = config[STUDY]["pairs"]
     fig1 = pairs.get("fig1")
+    if off := pair_off(config, "fig1"):
+        return POINCARE.untestable(off)
     if fig1 is None or points.empty:
         return POINCARE.untestable("no fig1 runs to estimate rho from")
     run_pair = table.drop_duplicates(["run", "pair"])[["run", "pair", "dataset"]]
@@ -227,9 +226,11 @@ BOUND_TIGHT = Claim(
 )
 
 
-def _bound_claims(table: pd.DataFrame) -> list[dict]:
+def _bound_claims(table: pd.DataFrame, config: dict) -> list[dict]:
     from ncrepro.studies.gc_transfer.figures import bound_rows
 
+    if off := pair_off(config, bound_pair(config)):  # no fig3 run
+        return [BOUND_ABOVE.untestable(off), BOUND_TIGHT.untestable(off)]
     rows = bound_rows(table)
     wide = rows.pivot_table(index=["run", "step"], columns="metric", values="value").reset_index()
     if wide.empty or "gc_bound" not in wide or "ncc_test_error" not in wide:
@@ -251,51 +252,41 @@ def _bound_claims(table: pd.DataFrame) -> list[dict]:
 
 def _fewshot_claims(table: pd.DataFrame, config: dict) -> list[dict]:
     rows = []
-    for pair, sweep, shared in _distinct_sweeps(table, config, FEWSHOT_PAIRS):
+    for pair, sweep, shared, off in _distinct_sweeps(table, config, FEWSHOT_PAIRS):
+        suffix = "" if pair == "fig4" else f"_{pair}"
+        target_cdnv = Claim(
+            f"source_gc_target_cdnv_{sweep}{suffix}",
+            f"Lower source GC comes with lower target-class CDNV across the {sweep} "
+            f"sweep ({pair}).",
+            f"Sec. 5, Prop. 5.1; Fig. {pair[3:]}",
+            "Spearman rho over the sweep of (end source GC, end mean target CDNV over "
+            "the 5-way tasks)",
+            "rho > 0",
+        )
+        fewshot = Claim(
+            f"source_gc_fewshot_{sweep}{suffix}",
+            f"Lower source GC comes with higher 5-shot transfer accuracy across the "
+            f"{sweep} sweep ({pair}).",
+            f"Sec. 5.2; Fig. {pair[3:]}",
+            "Spearman rho over the sweep of (end source GC, end mean 5-way 5-shot ridge accuracy)",
+            "rho < 0",
+        )
+        if off:
+            rows += [target_cdnv.untestable(off), fewshot.untestable(off)]
+            continue
         experiment = f"{pair}_{sweep}"
         gc = _end(table, experiment, "gc", "train", "geometric")
         target = _end(table, experiment, "target_cdnv", None, "fewshot")
         accuracy = _end(table, experiment, "fewshot_accuracy", None, "fewshot")
-        suffix = "" if pair == "fig4" else f"_{pair}"
-        rows.append(
-            _rho_claim(
-                Claim(
-                    f"source_gc_target_cdnv_{sweep}{suffix}",
-                    f"Lower source GC comes with lower target-class CDNV across the {sweep} "
-                    f"sweep ({pair}).",
-                    f"Sec. 5, Prop. 5.1; Fig. {pair[3:]}",
-                    "Spearman rho over the sweep of (end source GC, end mean target CDNV over "
-                    "the 5-way tasks)",
-                    "rho > 0",
-                ),
-                gc,
-                target,
-                +1,
-                f"{pair} {sweep}{shared}",
-            )
-        )
-        rows.append(
-            _rho_claim(
-                Claim(
-                    f"source_gc_fewshot_{sweep}{suffix}",
-                    f"Lower source GC comes with higher 5-shot transfer accuracy across the "
-                    f"{sweep} sweep ({pair}).",
-                    f"Sec. 5.2; Fig. {pair[3:]}",
-                    "Spearman rho over the sweep of (end source GC, end mean 5-way 5-shot "
-                    "ridge accuracy)",
-                    "rho < 0",
-                ),
-                gc,
-                accuracy,
-                -1,
-                f"{pair} {sweep}{shared}",
-            )
-        )
+        what = f"{pair} {sweep}{shared}"
+        rows.append(_rho_claim(target_cdnv, gc, target, +1, what))
+        rows.append(_rho_claim(fewshot, gc, accuracy, -1, what))
     return rows
 
 
-def _sampling_claims(table: pd.DataFrame) -> list[dict]:
+def _sampling_claims(table: pd.DataFrame, config: dict) -> list[dict]:
     rows = sampling_rows(table) if "probe" in table else table.iloc[0:0]
+    off = pair_off(config, bound_pair(config))  # no fig3 run to sample
     out = []
     for estimator in ("batch", "entries", "outputs", "projections"):
         claim = Claim(
@@ -306,6 +297,9 @@ def _sampling_claims(table: pd.DataFrame) -> list[dict]:
             f"{SAMPLING_FRACTION} (fig3's run, final checkpoint)",
             f"<= {SAMPLING_TOLERANCE}",
         )
+        if off:
+            out.append(claim.untestable(off))
+            continue
         if rows.empty or not (rows["estimator"] == estimator).any():
             out.append(claim.untestable("no gc_sampling rows for this estimator"))
             continue
@@ -336,9 +330,9 @@ def claims(table: pd.DataFrame, config: dict) -> pd.DataFrame:
     rows = [
         *_sweep_claims(table, config),
         _poincare_claim(table, config),
-        *_bound_claims(table),
+        *_bound_claims(table, config),
         *_fewshot_claims(table, config),
-        *_sampling_claims(table),
+        *_sampling_claims(table, config),
     ]
     return claims_frame(rows)
 

@@ -10,7 +10,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ncrepro.figures import ARCH_NAMES, add_caption, compact_number, dataset_label, set_style
+from ncrepro.claims import disabled_reason
+from ncrepro.figures import (
+    ARCH_NAMES,
+    add_caption,
+    compact_number,
+    dataset_label,
+    disabled_figure,
+    set_style,
+)
 from ncrepro.studies.gc_transfer.runs import PAIR_ROWS, ROWS, STUDY
 
 ROW_TITLES = {
@@ -144,6 +152,23 @@ def pair_block(config: dict, pair: str) -> dict | None:
     return config[STUDY]["pairs"].get(pair)
 
 
+def pair_off(config: dict, pair: str | None) -> str | None:
+    """Why `pair` has no runs (it is switched off), else None; said by its figures and
+    claims."""
+    return disabled_reason(config, STUDY, "pairs", pair, part="pair") if pair else None
+
+
+def bound_pair(config: dict) -> str | None:
+    """The pair of fig3's run (`bound.pair`; its runs also get fig2's probe), or None."""
+    return (config[STUDY].get("bound") or {}).get("pair")
+
+
+def _off_figure(table, config, pair, title):
+    """The figure that says it is not drawn when `pair` is switched off, else None."""
+    off = pair_off(config, pair)
+    return disabled_figure(table, title, off) if off else None
+
+
 def _value_label(row: str, value: float) -> str:
     if row == "batch_size":
         return f"{int(value)}"
@@ -247,10 +272,7 @@ def sweep_grid(table: pd.DataFrame, config: dict, pair: str, columns, rows=ROWS,
     if not present:
         fig, ax = plt.subplots(figsize=(6, 2))
         ax.axis("off")
-        off = not (pair_block(config, pair) or {}).get("enabled", True)
-        why = f"disabled in this configuration ({STUDY}.pairs.{pair}.enabled: false)"
-        text = f"{pair}: {why if off else 'no runs in this preset'}"
-        ax.text(0.5, 0.5, text, ha="center", va="center")
+        ax.text(0.5, 0.5, f"{pair}: no runs in this preset", ha="center", va="center")
         return fig, table.iloc[0:0]
     fig, axes = plt.subplots(
         len(present), len(columns), figsize=(3.6 * len(columns), 2.7 * len(present)), squeeze=False
@@ -284,6 +306,8 @@ def sweep_grid(table: pd.DataFrame, config: dict, pair: str, columns, rows=ROWS,
 
 
 def _pair_figure(table, config, pair, columns, what: str):
+    if off := _off_figure(table, config, pair, f"Figure {pair[3:]}"):
+        return off
     rows = PAIR_ROWS[pair]
     fig, used = sweep_grid(
         table, config, pair, columns, rows, title=f"{what}: {PAPER_PAIRS[pair]} (paper)"
@@ -335,6 +359,8 @@ def _fewshot_sentence(config: dict) -> str:
 
 
 def _fewshot_figure(table, config, pair):
+    if off := _off_figure(table, config, pair, f"Figure {pair[3:]}"):
+        return off
     rows = PAIR_ROWS[pair]
     what = "Lower source GC, lower target CDNV and better 5-shot transfer"
     fig, used = sweep_grid(
@@ -374,6 +400,8 @@ def fig5(table, config):
         ("loss", "train", None),
         ("loss", "test", None),
     ]
+    if off := _off_figure(table, config, "fig1", "Figure 5"):
+        return off
     fig, used = sweep_grid(
         table, config, "fig1", columns, title="Learning curves of Figure 1's runs"
     )
@@ -390,6 +418,8 @@ def fig5(table, config):
 
 def fig11(table, config):
     """GC-penalty rate vs logit GC, embedding GC and CDNV over training."""
+    if off := _off_figure(table, config, "fig11", "Figure 11"):
+        return off
     fig, used = sweep_grid(
         table,
         config,
@@ -456,6 +486,8 @@ ESTIMATOR_TITLES = {
 def fig2(table, config):
     """Each estimator vs its sampling fraction: mean +/- std over draws, exact as a line."""
     set_style()
+    if off := _off_figure(table, config, bound_pair(config), "Figure 2"):
+        return off
     rows = sampling_rows(table)
     if rows.empty:
         fig, ax = plt.subplots(figsize=(6, 2))
@@ -538,6 +570,8 @@ def bound_rows(table: pd.DataFrame) -> pd.DataFrame:
 def fig3(table, config):
     """NCC test error (left side of Prop. 4.3) and the GC bound (right side) vs step."""
     set_style()
+    if off := _off_figure(table, config, bound_pair(config), "Figure 3"):
+        return off
     rows = bound_rows(table)
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     colors = {"ncc_test_error": "#e6550d", "gc_bound": "#3182bd", "cdnv_bound": "#756bb1"}

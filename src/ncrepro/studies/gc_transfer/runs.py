@@ -190,11 +190,11 @@ def check_config(config: dict) -> list[str]:
                     f"{where}.view: {len(target)} target classes, fewshot.ways = {ways}"
                 )
     bound = block.get("bound")
-    if bound:
-        pair = pairs.get(bound["pair"])
-        if pair is None:
-            problems.append(f"gc_transfer.bound.pair '{bound['pair']}' is not an enabled pair")
-        elif (
+    if bound and bound["pair"] not in block["pairs"]:
+        problems.append(f"gc_transfer.bound.pair '{bound['pair']}' is not a pair")
+    elif bound and bound["pair"] in pairs:  # a switched-off pair: fig2/fig3 say why not drawn
+        pair = pairs[bound["pair"]]
+        if (
             bound["row"] not in pair["sweeps"]
             or bound["value"] not in pair["sweeps"][bound["row"]]["values"]
         ):

@@ -25,9 +25,10 @@ import math
 import numpy as np
 import pandas as pd
 
-from ncrepro.claims import Claim, claims_frame, fmt, note
+from ncrepro.claims import Claim, claims_frame, disabled_reason, fmt, note
 from ncrepro.studies import TableOutput
 from ncrepro.studies.ib_supcon import select as sel
+from ncrepro.studies.ib_supcon.runs import STUDY
 
 # Table 1's gaps are 0.3-0.4 points ("comparable generalization performance"): at most 1
 # percentage point.
@@ -238,7 +239,7 @@ def _etf(table: pd.DataFrame) -> dict:
 def _zero_shot(table: pd.DataFrame, config: dict) -> list[dict]:
     block = config["ib_supcon"]
     if not (block.get("zero_shot") or {}).get("enabled", False):
-        reason = "zero_shot disabled in config (ib_supcon.zero_shot.enabled)"
+        reason = disabled_reason(config, STUDY, sel.ZERO_SHOT) or "no zero_shot block in config"
         return [MORE_DIMS.untestable(reason), SCALINGS_ZS.untestable(reason)]
     rows = sel.pair_rows(table, sel.ZERO_SHOT, sel.TARGET)
     pairs = sel.pairs(rows)
@@ -298,9 +299,9 @@ def _scalings_in_domain(table: pd.DataFrame) -> dict:
 
 def claims(table: pd.DataFrame, config: dict) -> pd.DataFrame:
     """The ib_supcon claims table (columns ``ncrepro.claims.COLUMNS``), one row per claim."""
-    block = (config or {}).get("ib_supcon") or {}
-    if not block.get("enabled", True) or table.empty:
-        reason = "ib_supcon disabled in config" if table is not None else "empty table"
+    off = disabled_reason(config, STUDY)
+    if off or table.empty:
+        reason = off or "the ib_supcon table is empty"
         return claims_frame(c.untestable(reason) for c in ALL_CLAIMS)
     rows = [
         *_agreement(table),

@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 from matplotlib import cm, colors, ticker
 
-from ncrepro.figures import DATASET_NAMES, add_caption, set_style
+from ncrepro.claims import disabled_reason
+from ncrepro.figures import DATASET_NAMES, add_caption, not_drawn_panel, set_style
 from ncrepro.studies.ib_supcon import select as sel
+from ncrepro.studies.ib_supcon.runs import STUDY
 
 SOLID, DASHED = "#1b6ca8", "#d95f02"  # K-dim IB space; full representation
 
@@ -246,6 +248,11 @@ def fig4(table: pd.DataFrame, config: dict):
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     zero_shot = config["ib_supcon"].get("zero_shot") or {}
     notes = []
+    # A and C show the zero-shot pair: switched off, they say so and why
+    off = disabled_reason(config, STUDY, sel.ZERO_SHOT)
+    if off:
+        not_drawn_panel(axes[0], "A", off, width=40)
+        not_drawn_panel(axes[2], "C", off, width=40)
     ax = axes[0]
     kprime = math.nan
     for p in sel.pairs(zs):
@@ -270,9 +277,10 @@ def fig4(table: pd.DataFrame, config: dict):
             fontsize=8,
         )
         notes.append(f"K' = {kprime:.0f}" if not math.isnan(kprime) else "no K' in the sweep")
-    ax.set_xlabel("number of IB dimensions K'")
-    ax.set_ylabel("test accuracy (%)")
-    ax.legend(fontsize=7)
+    if not off:
+        ax.set_xlabel("number of IB dimensions K'")
+        ax.set_ylabel("test accuracy (%)")
+        ax.legend(fontsize=7)
 
     def scalings(ax, rows, pairs, title, dims_of):
         for p in pairs:
@@ -307,17 +315,22 @@ def fig4(table: pd.DataFrame, config: dict):
         "B: in-domain K-dim IB",
         lambda rows, p: sel.ib_dims(rows, p["run"], p["final_step"]),
     )
-    scalings(
-        axes[2],
-        zs,
-        sel.pairs(zs),
-        "C: zero-shot K'-dim IB",
-        lambda rows, p: sel.value(rows, p["run"], p["final_step"], "kprime", representation=sel.IB),
-    )
+    if not off:
+        scalings(
+            axes[2],
+            zs,
+            sel.pairs(zs),
+            "C: zero-shot K'-dim IB",
+            lambda rows, p: sel.value(
+                rows, p["run"], p["final_step"], "kprime", representation=sel.IB
+            ),
+        )
     fig.tight_layout()
     tolerance = config["ib_supcon"]["analysis"].get("kprime_tolerance", 0.01)
     caption = (
-        "Figure 4. Zero-shot transfer and IB feature scalings. A: linear test accuracy of the "
+        "Figure 4. Zero-shot transfer and IB feature scalings. "
+        + (f"A and C are not drawn: {off}; their claims are not testable. " if off else "")
+        + "A: linear test accuracy of the "
         "K'-dim Gaussian IB representation of the target images (IB of model 1 about model 2, "
         "fitted on the target's train split), raw and ranked for reference; K' = the fewest "
         f"dimensions of the sweep within {100 * tolerance:g} percentage points of the sweep's "

@@ -14,9 +14,11 @@ import re
 
 import pandas as pd
 
+from ncrepro.claims import disabled_reason
 from ncrepro.published import load_published
 from ncrepro.studies import TableOutput
 from ncrepro.studies.ib_supcon import select as sel
+from ncrepro.studies.ib_supcon.runs import STUDY
 
 COLUMNS = [
     "table",
@@ -98,6 +100,13 @@ def _note(config: dict, extra: str) -> str:
     ).strip()
 
 
+def _zero_shot_off(config: dict, cells: str) -> str:
+    """The note's opening when the zero-shot pair is switched off: its `cells` are empty
+    and why."""
+    off = disabled_reason(config, STUDY, sel.ZERO_SHOT)
+    return f"Not filled in this run ({cells}): {off}; its claims are not testable. " if off else ""
+
+
 def table1(table: pd.DataFrame, config: dict) -> TableOutput:
     """Test accuracy of model 1, model 2 and the fraction both classify correctly."""
     cells = []
@@ -128,6 +137,7 @@ def table1(table: pd.DataFrame, config: dict) -> TableOutput:
                 )
             used.append(rows[(rows["run"] == p["run"]) & (rows["step"] == step)])
     frame = _join(cells, _published(config, "Table 1"), dims_in="row")
+    source_paper = ((config[STUDY].get("zero_shot") or {}).get("source") or {}).get("paper", "")
     order = {"model 1": 0, "model 2": 1, "both": 2}
     frame = (
         frame.assign(_o=frame["row"].map(order)).sort_values(["column", "_o"]).drop(columns="_o")
@@ -135,7 +145,8 @@ def table1(table: pd.DataFrame, config: dict) -> TableOutput:
     return TableOutput(
         frame=frame.reset_index(drop=True),
         title="ib_supcon Table 1: test accuracy of two SupCon models trained in parallel (%)",
-        note=_note(config, "`both`: % of test samples both models classify correctly."),
+        note=_zero_shot_off(config, f"the zero-shot source column {source_paper}")
+        + _note(config, "`both`: % of test samples both models classify correctly."),
         markdown_columns=MARKDOWN,
         rows=pd.concat(used) if used else None,
     )
@@ -232,7 +243,8 @@ def table3(table: pd.DataFrame, config: dict) -> TableOutput:
         frame=frame.reset_index(drop=True),
         title="ib_supcon Table 3: zero-shot transfer, linear test accuracy on the target from "
         "models pretrained on the source (%)",
-        note=_note(
+        note=_zero_shot_off(config, "every cell")
+        + _note(
             config,
             "The representations of the target's images through model 1 (ranked: fitted on "
             "the target's train split); IB: the Gaussian IB of model 1 about model 2 on the "

@@ -31,9 +31,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from ncrepro.claims import NOT_TESTABLE, Claim, claims_frame, fmt, note
+from ncrepro.claims import NOT_TESTABLE, Claim, claims_frame, disabled_reason, fmt, note
 from ncrepro.studies import TableOutput
-from ncrepro.studies.nc_limits.runs import disabled_reason
+from ncrepro.studies.nc_limits.runs import STUDY
 from ncrepro.studies.nc_limits.transfer_figures import (
     TRAIN_SIZE_EXPERIMENT,
     TRANSFER_EXPERIMENT,
@@ -355,7 +355,7 @@ def _judge_panels(claim: Claim, panels: list[tuple], *, want_positive: bool, wha
 
 def _fig4_claims(table: pd.DataFrame, config: dict) -> list[dict]:
     """Claims on fig4's points: rho(TrainVar, StrongTestVar) < 0 and rho(TrainVar, acc) > 0."""
-    off = disabled_reason(config, TRAIN_SIZE_EXPERIMENT)
+    off = disabled_reason(config, STUDY, TRAIN_SIZE_EXPERIMENT)
     if off:
         return [ANTI_CORRELATED.untestable(off), WORSE_ACCURACY.untestable(off)]
     per_run, points, _ = fig4_points(table)
@@ -404,7 +404,7 @@ def _fig4_claims(table: pd.DataFrame, config: dict) -> list[dict]:
 
 def _fig5_claim(table: pd.DataFrame, config: dict) -> dict:
     """Claim on fig5's points: rho(StrongTestVar, fine-tuned accuracy) > 0 in every panel."""
-    off = disabled_reason(config, TRANSFER_EXPERIMENT)
+    off = disabled_reason(config, STUDY, TRANSFER_EXPERIMENT)
     if off:
         return TRANSFER_WORSE.untestable(off)
     per_ckpt, points, _ = fig5_points(table)
@@ -433,7 +433,7 @@ def claims(table: pd.DataFrame, config: dict) -> pd.DataFrame:
     ``table``: the study's long table; ``config``: {"preset", "datasets", "nc_limits": block}
     (read: nc_limits.enabled, nc_limits.train_size.enabled, nc_limits.transfer.enabled).
     """
-    off = disabled_reason(config)
+    off = disabled_reason(config, STUDY)
     if off or table.empty:
         reason = off or "the nc_limits table is empty"
         return claims_frame(c.untestable(reason) for c in ALL_CLAIMS)

@@ -72,21 +72,6 @@ def section_enabled(config: dict, section: str) -> bool:
     return bool(((config.get(STUDY) or {}).get(section) or {}).get("enabled", False))
 
 
-def disabled_reason(config: dict, section: str | None = None) -> str | None:
-    """Why the study, or its optional experiment `section`, has no runs: it is switched
-    off (`enabled: false`) in this configuration; else None. Said by its figures and
-    claims; a config without the key (a test's partial one) switches nothing off."""
-    block = (config or {}).get(STUDY) or {}
-    if not block.get("enabled", True):
-        return f"{STUDY} is disabled in this configuration ({STUDY}.enabled: false)"
-    if section and not (block.get(section) or {}).get("enabled", True):
-        return (
-            f"experiment '{section}' is disabled in this configuration "
-            f"({STUDY}.{section}.enabled: false)"
-        )
-    return None
-
-
 def train_size_runs(config: dict) -> list[Run]:
     """fig4: balanced subsets of N train images, trained until the loss is below
     `stop_loss` (or the step cap), one subset per seed."""

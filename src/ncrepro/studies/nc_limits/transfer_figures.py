@@ -13,15 +13,22 @@ are fine.
 from __future__ import annotations
 
 import math
-import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.colors import LogNorm, Normalize
 
-from ncrepro.figures import ARCH_NAMES, DATASET_NAMES, add_caption, dataset_label, set_style
-from ncrepro.studies.nc_limits.runs import disabled_reason
+from ncrepro.claims import disabled_reason
+from ncrepro.figures import (
+    ARCH_NAMES,
+    DATASET_NAMES,
+    add_caption,
+    dataset_label,
+    disabled_figure,
+    set_style,
+)
+from ncrepro.studies.nc_limits.runs import STUDY
 
 TRAIN_SIZE_EXPERIMENT = "train_size"
 TRANSFER_EXPERIMENT = "transfer"
@@ -120,18 +127,6 @@ def _empty_panel(ax, message: str) -> None:
     ax.set_yticks([])
 
 
-def _disabled_figure(table: pd.DataFrame, title: str, reason: str):
-    """The figure of an experiment switched off in the config: says so, plots no rows
-    (every figure stays a target, so the report and `ncrepro audit` find one file)."""
-    fig, ax = plt.subplots(figsize=(5.6, 1.6))
-    ax.axis("off")
-    text = "\n".join(textwrap.wrap(f"{title} is not drawn: {reason}", 60))
-    ax.text(0.5, 0.5, text, ha="center", va="center", color="0.3")
-    caption = f"{title} is not drawn: {reason}. Its claims are not testable in this run."
-    add_caption(fig, caption)
-    return fig, table.iloc[0:0], caption
-
-
 def _pick(rows: pd.DataFrame, metric: str, split: str) -> pd.DataFrame:
     return rows[(rows["metric"] == metric) & (rows["split"] == split)]
 
@@ -213,9 +208,9 @@ def fig4(table: pd.DataFrame, config: dict, *, experiment: str = TRAIN_SIZE_EXPE
     CIFAR-10/ResNet18 top, Fashion-MNIST/VGG11-BN bottom).
     """
     set_style()
-    off = disabled_reason(config, TRAIN_SIZE_EXPERIMENT)
+    off = disabled_reason(config, STUDY, TRAIN_SIZE_EXPERIMENT)
     if off:
-        return _disabled_figure(table, "Figure 4", off)
+        return disabled_figure(table, "Figure 4", off)
     per_run, points, rows = fig4_points(table, experiment=experiment)
     panels = _panels(per_run, config, "train_size") if not per_run.empty else []
     n = max(1, len(panels))
@@ -398,9 +393,9 @@ def fig5(table: pd.DataFrame, config: dict, *, experiment: str = TRANSFER_EXPERI
     ResNet18 on CIFAR-10 objects/animals → 8 classes, right).
     """
     set_style()
-    off = disabled_reason(config, TRANSFER_EXPERIMENT)
+    off = disabled_reason(config, STUDY, TRANSFER_EXPERIMENT)
     if off:
-        return _disabled_figure(table, "Figure 5", off)
+        return disabled_figure(table, "Figure 5", off)
     per_ckpt, points, rows = fig5_points(table, experiment=experiment)
     panels = _panels(per_ckpt, config, "transfer") if not per_ckpt.empty else []
     n = max(1, len(panels))
