@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from pipeline import REPO
 
 from ncrepro.models.base import ACTIVATIONS
 from ncrepro.train import build_for_spec
@@ -356,12 +357,19 @@ def test_normalizer_and_augmentation():
 
 
 def test_training_does_not_import_torch_dynamo(tmp_path):
-    """torch.optim's optimizers import torch._dynamo (seconds per process); ours must not,
-    for either optimizer and the feature penalty."""
+    """torch.optim's optimizers import torch._dynamo and torch.use_deterministic_algorithms
+    imports torch._inductor (seconds per process together); the training stage must not,
+    for either optimizer and the feature penalty, and still turns deterministic
+    algorithms on (warn only) on the CPU."""
     code = f"""
 import sys, pathlib, numpy as np, torch
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 from test_train import TinyNet, make_data, make_spec, LPC
+from ncrepro.config import load_config
+from ncrepro.data import prepare
+from ncrepro.runspec import run_id
+from ncrepro.stages.train import run_training
+from ncrepro.studies.nc_limits.runs import run_spec
 from ncrepro.train.loop import train
 images, labels = make_data()
 for optimizer in ("sgd", "adamw"):
@@ -369,7 +377,18 @@ for optimizer in ("sgd", "adamw"):
     out = pathlib.Path({str(tmp_path)!r}) / optimizer
     train(spec, "r", TinyNet(), images, labels, out / "c", out / "s",
           device=torch.device("cpu"), log=lambda m: None)
-print(sorted(m for m in sys.modules if m.startswith(("torch._dynamo", "torchvision"))))
+config = load_config({str(REPO / "config.yaml")!r}, {str(REPO / "presets/smoke.yaml")!r})
+config["nc_limits"]["training"].update(steps=3, checkpoints={{"schedule": "linear", "every": 3}})
+spec = run_spec(config, "digits", "resnet18", 0)
+tmp = pathlib.Path({str(tmp_path)!r})
+prepare("digits", config["datasets"]["digits"]["params"], "data", False, tmp / "data")
+record = run_training(spec, run_id(spec), tmp / "data", tmp / "run", tmp / "scratch",
+                      device="cpu", threads=1, log=lambda m: None)
+assert record["status"] == "completed", record["status"]
+assert torch.are_deterministic_algorithms_enabled()
+assert torch.is_deterministic_algorithms_warn_only_enabled()
+slow = ("torch._dynamo", "torch._inductor", "torchvision")
+print(sorted(m for m in sys.modules if m.startswith(slow)))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

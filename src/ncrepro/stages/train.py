@@ -30,13 +30,14 @@ def run_training(
     import torch
 
     from ncrepro.train import train, write_run_record
+    from ncrepro.train.steps import deterministic_algorithms
 
     if threads:
         torch.set_num_threads(threads)
     context = RunContext(spec, run, data_dir, device=device)
     dev = context.torch_device
     if dev.type == "cpu":  # bit-identical reruns are promised on CPU only
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        deterministic_algorithms()
     t0 = time.perf_counter()
     images, labels, index = context.view("train")
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -61,6 +61,14 @@ def uses_channels_last(device: torch.device, images_4d: bool) -> bool:
     return images_4d
 
 
+def deterministic_algorithms() -> None:
+    """Make torch choose deterministic kernels (warning where an op has none): what
+    `torch.use_deterministic_algorithms(True, warn_only=True)` does, without also setting
+    torch.compile's flag, whose import (torch._inductor) costs ~1 s in every job;
+    nothing in ncrepro compiles."""
+    torch._C._set_deterministic_algorithms(True, warn_only=True)
+
+
 def place_model(model: nn.Module, device: torch.device, images_4d: bool) -> nn.Module:
     """Move `model` to `device` (in place); channels_last for image batches."""
     model.to(device)
