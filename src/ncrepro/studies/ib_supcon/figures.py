@@ -254,8 +254,9 @@ def fig4(table: pd.DataFrame, config: dict):
         not_drawn_panel(axes[0], "A", off, width=40)
         not_drawn_panel(axes[2], "C", off, width=40)
     ax = axes[0]
-    kprime = math.nan
+    kprime, drawn = math.nan, False
     for p in sel.pairs(zs):
+        drawn = True
         run, step = p["run"], p["final_step"]
         sweep = sel.series(zs, run, "linear_accuracy", model=1, representation=sel.IB)
         ax.plot(sweep["dims"], 100 * sweep["value"], marker="o", color=SOLID, label="IB (K' dims)")
@@ -277,10 +278,12 @@ def fig4(table: pd.DataFrame, config: dict):
             fontsize=8,
         )
         notes.append(f"K' = {kprime:.0f}" if not math.isnan(kprime) else "no K' in the sweep")
-    if not off:
+    if not off and drawn:
         ax.set_xlabel("number of IB dimensions K'")
         ax.set_ylabel("test accuracy (%)")
         ax.legend(fontsize=7)
+    elif not off:  # enabled, but no pair finished (e.g. a run diverged)
+        notes.append(not_drawn_panel(ax, "A", "the table has no zero-shot pair rows", width=40))
 
     def scalings(ax, rows, pairs, title, dims_of):
         for p in pairs:
